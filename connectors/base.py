@@ -1,0 +1,146 @@
+"""Connector protocol and the pieces every connector shares.
+
+A connector is a generator function `read(path, ctx) -> Iterator[Interaction | Rejected]` that yields
+exactly one item per input unit (a line for JSONL, a row for CSV/Parquet, an observation for a JSON
+array). That one-to-one rule is what lets ingestion prove `read == ingested + duplicates +
+quarantined`. Connectors declare their name, the formats they read and their primary key (like dlt
+resources), and never touch the warehouse.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from flywheel.records import Interaction, Rejected
+
+Item = Interaction | Rejected
+ReadFn = Callable[[Path, "ReadContext"], Iterator[Item]]
+MAX_LINE_BYTES = 16 * 1024 * 1024
+RAW_KEEP_CHARS = 64 * 1024
+
+
+@dataclass(slots=True)
+class ReadContext:
+    """What a connector needs besides the file: the default workload and a column mapping."""
+
+    workload_id: str | None = None
+    mapping: dict[str, Any] = field(default_factory=dict)
+    price_fn: Callable[[str | None, int | None, int | None], float | None] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Connector:
+    name: str
+    read: ReadFn
+    primary_key: str = "id"
+    suffixes: tuple[str, ...] = (".jsonl",)
+    description: str = ""
+
+
+REGISTRY: dict[str, Connector] = {}
+
+
+def connector(name: str, *, suffixes: tuple[str, ...], description: str = "") -> Callable:
+    """Register a generator function as the connector for format `name`."""
+
+    def register(fn: ReadFn) -> ReadFn:
+        REGISTRY[name] = Connector(name, fn, "id", suffixes, description or (fn.__doc__ or ""))
+        return fn
+
+    return register
+
+
+class SourceError(ValueError):
+    """A whole file cannot be read (missing, binary, unknown format): one clear line, no traceback."""
+
+
+def open_binary(path: Path) -> io.BufferedIOBase:
+    """Open a file for streaming, transparently gunzipping `.gz`."""
+    if not path.exists():
+        raise SourceError(f"{path}: no such file")
+    if path.is_dir():
+        raise SourceError(f"{path}: is a directory")
+    with path.open("rb") as probe:
+        magic = probe.read(2)
+    if magic == b"\x1f\x8b":
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return path.open("rb")
+
+
+def iter_lines(path: Path, source: str) -> Iterator[tuple[str, bytes | Rejected]]:
+    """Yield (source_ref, line bytes) for each non-blank line, or a Rejected for unreadable ones.
+
+    Memory is bounded by the longest line; a line over MAX_LINE_BYTES is quarantined, not loaded.
+    A truncated gzip stream ends with one Rejected instead of an exception.
+    """
+    name = str(path)
+    lineno = 0
+    try:
+        with open_binary(path) as handle:
+            while True:
+                line = handle.readline(MAX_LINE_BYTES + 1)
+                if not line:
+                    return
+                lineno += 1
+                ref = f"{name}:{lineno}"
+                if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+                    _skip_rest_of_line(handle)
+                    yield ref, Rejected(source, ref, "line_too_long", raw_text(line), "over 16 MiB")
+                    continue
+                if line.strip():
+                    yield ref, line
+    except (EOFError, gzip.BadGzipFile, OSError, Exception) as exc:
+        if isinstance(exc, SourceError):
+            raise
+        ref = f"{name}:{lineno + 1}"
+        yield ref, Rejected(source, ref, "unreadable_file", "", f"{type(exc).__name__}: {exc}")
+
+
+def _skip_rest_of_line(handle: io.BufferedIOBase) -> None:
+    while True:
+        chunk = handle.readline(MAX_LINE_BYTES)
+        if not chunk or chunk.endswith(b"\n"):
+            return
+
+
+def raw_text(data: bytes | str) -> str:
+    """Raw input as text for quarantine: invalid UTF-8 is replaced, huge input is clipped."""
+    text = data if isinstance(data, str) else data.decode("utf-8", errors="replace")
+    return text if len(text) <= RAW_KEEP_CHARS else text[:RAW_KEEP_CHARS] + "…[clipped]"
+
+
+def parse_json_line(ref: str, line: bytes, source: str) -> dict[str, Any] | Rejected:
+    """Decode one JSON object line, or say precisely why not."""
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Rejected(source, ref, "invalid_utf8", raw_text(line), f"byte {exc.start}")
+    try:
+        value = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        reason = "truncated_json" if _looks_truncated(line) else "invalid_json"
+        return Rejected(source, ref, reason, raw_text(line), str(exc))
+    if not isinstance(value, dict):
+        detail = f"expected a JSON object, got {type(value).__name__}"
+        return Rejected(source, ref, "not_an_object", raw_text(line), detail)
+    return value
+
+
+def _looks_truncated(line: bytes) -> bool:
+    stripped = line.rstrip()
+    return stripped.startswith((b"{", b"[")) and not stripped.endswith((b"}", b"]"))
+
+
+class RecordError(ValueError):
+    """A record that parsed as JSON but does not fit the expected shape; `reason` is its code."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason

@@ -1,0 +1,168 @@
+"""Normalise OpenAI chat-completions payloads (requests, completions, streamed chunks, errors).
+
+Shared by every connector whose logs carry the raw OpenAI objects (OpenAI JSONL, Batch API output,
+NVIDIA Data Flywheel documents, Flywheel's own spool).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from connectors.base import RecordError
+
+REQUEST_PARAMS_DROPPED = ("stream", "stream_options", "n", "user")
+
+
+def normalize_request(payload: Any) -> dict[str, Any]:
+    """Validate a chat.completions.create payload and drop transport-only params."""
+    if not isinstance(payload, dict):
+        raise RecordError("bad_request", f"request must be an object, got {type(payload).__name__}")
+    messages = payload.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise RecordError("bad_request", "request.messages must be a non-empty list")
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+            raise RecordError("bad_request", f"request.messages[{index}] has no role")
+    request = {k: v for k, v in payload.items() if k not in REQUEST_PARAMS_DROPPED}
+    if "tools" in request and not isinstance(request["tools"], list):
+        raise RecordError("bad_request", "request.tools must be a list")
+    return request
+
+
+def normalize_tool_calls(calls: Any) -> list[dict[str, Any]]:
+    """Canonical tool calls: arguments always a JSON string (objects are serialised)."""
+    if not isinstance(calls, list):
+        raise RecordError("bad_response", "tool_calls must be a list")
+    out = []
+    for index, call in enumerate(calls):
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            raise RecordError("bad_response", f"tool_calls[{index}] has no function.name")
+        arguments = function.get("arguments", "")
+        if not isinstance(arguments, str):
+            arguments = orjson.dumps(arguments).decode()
+        out.append({
+            "id": call.get("id") or f"call_{index}",
+            "type": "function",
+            "function": {"name": function["name"], "arguments": arguments},
+        })  # fmt: skip
+    return out
+
+
+def normalize_message(message: Any) -> dict[str, Any]:
+    if not isinstance(message, dict):
+        raise RecordError("bad_response", "choices[0].message must be an object")
+    out: dict[str, Any] = {"role": "assistant", "content": message.get("content")}
+    if out["content"] is not None and not isinstance(out["content"], str | list):
+        raise RecordError("bad_response", "message.content must be a string, list or null")
+    if message.get("tool_calls"):
+        out["tool_calls"] = normalize_tool_calls(message["tool_calls"])
+    if message.get("refusal"):
+        out["refusal"] = message["refusal"]
+    return out
+
+
+class Completion:
+    """A normalised completion: canonical response plus the metadata around it."""
+
+    __slots__ = ("completion_tokens", "logprobs", "model", "prompt_tokens", "response", "status")
+
+    def __init__(self, response: dict[str, Any], status: str, model: str | None = None,
+                 usage: dict[str, Any] | None = None, logprobs: Any = None) -> None:  # fmt: skip
+        self.response = response
+        self.status = status
+        self.model = model
+        usage = usage if isinstance(usage, dict) else {}
+        self.prompt_tokens = _int_or_none(usage.get("prompt_tokens", usage.get("input_tokens")))
+        self.completion_tokens = _int_or_none(
+            usage.get("completion_tokens", usage.get("output_tokens"))
+        )
+        self.logprobs = logprobs
+
+
+def normalize_completion(raw: Any) -> Completion:
+    """A ChatCompletion, a list of streamed chunks, or an error object -> Completion."""
+    if raw is None:
+        raise RecordError("missing_response", "record has no response")
+    if isinstance(raw, list):
+        return reassemble_stream(raw)
+    if not isinstance(raw, dict):
+        raise RecordError("bad_response", f"response must be an object, got {type(raw).__name__}")
+    if raw.get("error"):
+        return Completion({"error": _error_payload(raw["error"])}, "error", raw.get("model"))
+    if raw.get("object") == "chat.completion.chunk":
+        return reassemble_stream([raw])
+    choices = raw.get("choices")
+    if not isinstance(choices, list) or not choices:
+        raise RecordError("bad_response", "response.choices must be a non-empty list")
+    choice = choices[0]
+    if not isinstance(choice, dict):
+        raise RecordError("bad_response", "response.choices[0] must be an object")
+    response = {
+        "message": normalize_message(choice.get("message")),
+        "finish_reason": choice.get("finish_reason"),
+    }
+    logprobs = choice.get("logprobs")
+    return Completion(response, "ok", raw.get("model"), raw.get("usage"), logprobs or None)
+
+
+def reassemble_stream(chunks: list[Any]) -> Completion:
+    """Merge chat.completion.chunk deltas (content and indexed tool-call fragments) into one."""
+    content: list[str] = []
+    calls: dict[int, dict[str, Any]] = {}
+    finish_reason = model = usage = None
+    logprob_tokens: list[Any] = []
+    for position, chunk in enumerate(chunks):
+        if not isinstance(chunk, dict):
+            raise RecordError("bad_response", f"stream chunk {position} is not an object")
+        if chunk.get("error"):
+            return Completion({"error": _error_payload(chunk["error"])}, "error", chunk.get("model"))
+        model = chunk.get("model") or model
+        usage = chunk.get("usage") or usage
+        for choice in chunk.get("choices") or []:
+            delta = choice.get("delta") or {}
+            if isinstance(delta.get("content"), str):
+                content.append(delta["content"])
+            for fragment in delta.get("tool_calls") or []:
+                _merge_tool_fragment(calls, fragment)
+            finish_reason = choice.get("finish_reason") or finish_reason
+            if isinstance(choice.get("logprobs"), dict):
+                logprob_tokens.extend(choice["logprobs"].get("content") or [])
+    message: dict[str, Any] = {"role": "assistant", "content": "".join(content) if content else None}
+    if calls:
+        message["tool_calls"] = normalize_tool_calls([calls[i] for i in sorted(calls)])
+    response = {"message": message, "finish_reason": finish_reason}
+    logprobs = {"content": logprob_tokens} if logprob_tokens else None
+    return Completion(response, "ok", model, usage, logprobs)
+
+
+def _merge_tool_fragment(calls: dict[int, dict[str, Any]], fragment: Any) -> None:
+    if not isinstance(fragment, dict):
+        raise RecordError("bad_response", "stream tool_call fragment is not an object")
+    index = fragment.get("index", len(calls))
+    call = calls.setdefault(index, {"id": None, "function": {"name": "", "arguments": ""}})
+    call["id"] = fragment.get("id") or call["id"]
+    function = fragment.get("function") or {}
+    call["function"]["name"] += function.get("name") or ""
+    arguments = function.get("arguments")
+    if isinstance(arguments, str):
+        call["function"]["arguments"] += arguments
+    elif arguments is not None:
+        call["function"]["arguments"] = orjson.dumps(arguments).decode()
+
+
+def _error_payload(error: Any) -> dict[str, Any]:
+    if isinstance(error, dict):
+        return {k: error.get(k) for k in ("message", "type", "code") if k in error}
+    return {"message": str(error)}
+
+
+def _int_or_none(value: Any) -> int | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,242 @@
+"""Configuration: pydantic models loaded from one YAML file by an explicit `load_config(path)`.
+
+Every model forbids unknown keys, so a typo fails loudly with the key's path and YAML line instead of
+being silently ignored.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+TaskType = Literal["classification", "extraction", "tool_call", "chat"]
+SourceFormat = Literal["auto", "openai", "openai_batch", "nvidia", "langfuse", "csv", "parquet", "spool"]
+WORKLOAD_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used; the message names the file, line and key."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ColumnMapping(Strict):
+    """How a tabular (CSV/Parquet) source maps onto a chat interaction."""
+
+    prompt: str = "prompt"
+    response: str = "response"
+    label: str | None = None
+    system: str | None = None
+    system_prompt: str | None = Field(None, description="Constant system prompt to prepend")
+    client_id: str | None = None
+    timestamp: str | None = None
+    model: str | None = None
+    workload_id: str | None = None
+
+
+class SourceConfig(Strict):
+    path: str = Field(description="File, directory or glob of log files")
+    format: SourceFormat = "auto"
+    mapping: ColumnMapping | None = None
+
+
+class LabelParser(Strict):
+    """How to read the label/answer out of a free-text assistant message."""
+
+    regex: str | None = Field(None, description="First capture group (or whole match) is the label")
+    json_path: str | None = Field(None, description="Dotted path into a JSON answer, e.g. $.intent")
+    lowercase: bool = False
+
+    @field_validator("regex")
+    @classmethod
+    def _regex_compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression: {exc}") from exc
+        return value
+
+
+class TeacherConfig(Strict):
+    base_url: str | None = Field(None, description="OpenAI-compatible endpoint; None = replay only")
+    model: str = "gpt-4o-mini"
+    api_key_env: str = Field("OPENAI_API_KEY", description="Name of the env var holding the key")
+    headers: dict[str, str] = Field(default_factory=dict)
+    concurrency: int = Field(16, ge=1, le=1024)
+    requests_per_minute: int | None = Field(None, ge=1)
+    tokens_per_minute: int | None = Field(None, ge=1)
+    timeout_s: float = Field(60.0, gt=0)
+    max_retries: int = Field(5, ge=0, le=20)
+    max_usd: float | None = Field(None, ge=0, description="Hard budget per run")
+    prompt_version: str = "v1"
+
+
+class StudentConfig(Strict):
+    name: str
+    kind: Literal["scratch", "causal-lm", "encoder-classifier"] = "scratch"
+    base: str | None = Field(None, description="Hub id or local path (causal-lm, encoder-classifier)")
+    size: Literal["tiny", "small"] = "tiny"
+    method: Literal["full", "lora", "ia3", "prompt-tuning", "top-k-layers"] = "full"
+    epochs: float = Field(3.0, gt=0)
+    learning_rate: float = Field(1e-3, gt=0)
+    batch_size: int = Field(16, ge=1)
+    max_seq_length: int = Field(256, ge=16)
+    options: dict[str, Any] = Field(default_factory=dict, description="Method-specific settings")
+
+
+class GateConfig(Strict):
+    primary_metric: str | None = Field(None, description="Default per task type")
+    min_score: float | None = Field(None, description="Absolute floor on the CI lower bound")
+    max_drop_vs_teacher: float | None = Field(0.05, description="Allowed lower-bound gap to teacher")
+    slice_min_examples: int = Field(20, ge=1)
+    slice_floor: float | None = Field(None, description="Min score for any large-enough slice")
+    min_format_validity: float = Field(0.98, ge=0, le=1)
+    min_cost_reduction: float = Field(0.5, ge=0, le=1, description="Fraction cheaper than teacher")
+    champion_margin: float = Field(0.01, ge=0, description="Allowed drop vs the current champion")
+
+
+class ScheduleConfig(Strict):
+    cron: str | None = "0 2 * * *"
+    min_new_records: int = Field(200, ge=0)
+    drift_threshold: float = Field(0.1, ge=0, le=1)
+
+
+class WorkloadConfig(Strict):
+    id: str
+    task: TaskType
+    description: str = ""
+    labels: list[str] | None = None
+    json_schema: dict[str, Any] | None = None
+    tools: list[dict[str, Any]] | None = None
+    label_parser: LabelParser | None = None
+    sources: list[SourceConfig] = Field(default_factory=list)
+    teacher: TeacherConfig | None = Field(None, description="Overrides the top-level teacher")
+    students: list[StudentConfig] = Field(default_factory=list)
+    gate: GateConfig = Field(default_factory=GateConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    curation: dict[str, Any] = Field(default_factory=dict, description="Curation settings")
+
+    @field_validator("id")
+    @classmethod
+    def _id_is_safe(cls, value: str) -> str:
+        if not WORKLOAD_ID_RE.match(value):
+            raise ValueError("must be 1-64 of letters, digits, '_', '-', '.' (used in paths)")
+        return value
+
+    @model_validator(mode="after")
+    def _task_has_its_contract(self) -> WorkloadConfig:
+        if self.task == "classification" and not self.labels:
+            raise ValueError("a classification workload needs `labels`")
+        if self.labels is not None and len(set(self.labels)) != len(self.labels):
+            raise ValueError("`labels` has duplicates")
+        return self
+
+
+class FlywheelConfig(Strict):
+    home: str = Field(".flywheel", description="Artifacts dir; FLYWHEEL_HOME overrides")
+    warehouse: str = Field("warehouse.duckdb", description="DuckDB file, relative to home")
+    teacher: TeacherConfig = Field(default_factory=TeacherConfig)
+    prices: dict[str, dict[str, float]] = Field(default_factory=dict, description="$/1M overrides")
+    workloads: list[WorkloadConfig] = Field(default_factory=list)
+    source_file: str | None = Field(None, exclude=True)
+
+    @model_validator(mode="after")
+    def _unique_workloads(self) -> FlywheelConfig:
+        seen: set[str] = set()
+        for workload in self.workloads:
+            if workload.id in seen:
+                raise ValueError(f"workload id {workload.id!r} appears twice")
+            seen.add(workload.id)
+        return self
+
+    def workload(self, workload_id: str) -> WorkloadConfig:
+        for workload in self.workloads:
+            if workload.id == workload_id:
+                return workload
+        known = ", ".join(w.id for w in self.workloads) or "none"
+        raise ConfigError(f"unknown workload {workload_id!r} (configured: {known})")
+
+    def teacher_for(self, workload_id: str) -> TeacherConfig:
+        return self.workload(workload_id).teacher or self.teacher
+
+    def home_dir(self, override: str | os.PathLike[str] | None = None) -> Path:
+        return resolve_home(override or os.environ.get("FLYWHEEL_HOME") or self.home)
+
+    def warehouse_path(self, home: Path) -> Path:
+        path = Path(self.warehouse)
+        return path if path.is_absolute() else home / path
+
+
+def resolve_home(home: str | os.PathLike[str] | None) -> Path:
+    return Path(home or os.environ.get("FLYWHEEL_HOME") or ".flywheel").expanduser().resolve()
+
+
+def load_config(path: str | os.PathLike[str]) -> FlywheelConfig:
+    """Load and validate a flywheel.yaml; errors name the file, line and key path."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: config file not found") from exc
+    except (UnicodeDecodeError, IsADirectoryError, PermissionError) as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc}") from exc
+    try:
+        data = yaml.safe_load(text) or {}
+        root = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping, got {type(data).__name__}")
+    try:
+        config = FlywheelConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe_errors(path, root, exc)) from exc
+    config.source_file = str(path.resolve())
+    return config
+
+
+def _describe_errors(path: Path, root: yaml.Node | None, exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        loc = [part for part in error["loc"] if not isinstance(part, str) or "[" not in part]
+        key = _format_loc(loc)
+        line = _line_of(root, loc)
+        where = f"{path}:{line}" if line else str(path)
+        lines.append(f"{where}: {key or '<root>'}: {error['msg']}")
+    return "\n".join(lines)
+
+
+def _format_loc(loc: list[Any]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _line_of(node: yaml.Node | None, loc: list[Any]) -> int | None:
+    """Walk the YAML node tree along `loc` and return the 1-based line of the deepest match."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next((v for k, v in node.value if getattr(k, "value", None) == part), None)
+            key_node = next((k for k, _ in node.value if getattr(k, "value", None) == part), None)
+            if match is None:
+                return line
+            line = (key_node or match).start_mark.line + 1
+            node = match
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line

@@ -1,0 +1,126 @@
+"""Canonical record types shared by connectors, the warehouse and every stage.
+
+An `Interaction` is one LLM call: the chat.completions request payload and the assistant's answer in
+canonical form. A `Rejected` is an input unit (usually a line) that could not become an interaction;
+it goes to quarantine with a reason so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+INTERACTION_COLUMNS = (
+    "id", "workload_id", "client_id", "source", "source_ref", "ts", "model", "request", "response",
+    "prompt_tokens", "completion_tokens", "latency_ms", "cost_usd", "logprobs", "feedback", "status",
+    "metadata", "batch_id", "ingested_at",
+)  # fmt: skip
+
+
+@dataclass(slots=True)
+class Interaction:
+    """One logged LLM call in canonical form.
+
+    request: the chat.completions.create payload (messages, tools, response_format, params).
+    response: {"message": {"role": "assistant", "content"?, "tool_calls"?}, "finish_reason"} for a
+    completed call, or {"error": {...}} for a failed one (then status is "error").
+    """
+
+    workload_id: str
+    request: dict[str, Any]
+    response: dict[str, Any]
+    source: str
+    source_ref: str
+    client_id: str | None = None
+    ts: datetime | None = None
+    model: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    latency_ms: float | None = None
+    cost_usd: float | None = None
+    logprobs: Any = None
+    feedback: Any = None
+    status: str = "ok"
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def canonical_json(self) -> tuple[bytes, bytes]:
+        return canonical_dumps(self.request), canonical_dumps(self.response)
+
+    @property
+    def id(self) -> str:
+        request, response = self.canonical_json()
+        return interaction_id(self.workload_id, request, response)
+
+
+@dataclass(slots=True)
+class Rejected:
+    """An input unit that could not be read as an interaction."""
+
+    source: str
+    source_ref: str
+    reason: str
+    raw: str
+    detail: str = ""
+
+
+def canonical_dumps(value: Any) -> bytes:
+    """Deterministic JSON: sorted keys, no whitespace, UTF-8. Used for ids and storage."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+
+
+def interaction_id(workload_id: str, request_json: bytes, response_json: bytes) -> str:
+    digest = hashlib.sha256(workload_id.encode())
+    digest.update(b"\x00")
+    digest.update(request_json)
+    digest.update(b"\x00")
+    digest.update(response_json)
+    return digest.hexdigest()
+
+
+def quarantine_id(source_ref: str, raw: str, reason: str) -> str:
+    return hashlib.sha256(f"{source_ref}\x00{reason}\x00{raw}".encode(errors="replace")).hexdigest()
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def to_timestamp(value: Any) -> datetime | None:
+    """Epoch seconds/ms or ISO-8601 -> naive UTC datetime; None when absent. Raises on garbage."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"not a timestamp: {value!r}")
+    if isinstance(value, int | float):
+        seconds = value / 1000 if value > 1e11 else value
+        return datetime.fromtimestamp(seconds, UTC).replace(tzinfo=None)
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return to_timestamp(float(text))
+        except ValueError:
+            pass
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        if parsed.tzinfo is not None:
+            parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+        return parsed
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+    raise ValueError(f"not a timestamp: {value!r}")
+
+
+def message_text(message: dict[str, Any] | None) -> str:
+    """The plain text of a chat message's content (string or list of text parts)."""
+    if not message:
+        return ""
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = [p.get("text", "") for p in content if isinstance(p, dict)]
+        return "".join(str(p) for p in parts)
+    return ""
