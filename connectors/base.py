@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from flywheel.records import Interaction, Rejected
+from flywheel.records import Interaction, Rejected, canonical_dumps
 
 Item = Interaction | Rejected
 ReadFn = Callable[[Path, "ReadContext"], Iterator[Item]]
@@ -33,6 +33,10 @@ class ReadContext:
     workload_id: str | None = None
     mapping: dict[str, Any] = field(default_factory=dict)
     price_fn: Callable[[str | None, int | None, int | None], float | None] | None = None
+    # A shard of a plain (uncompressed) line-oriented file: [start, end) byte offsets, starting at
+    # line `first_line`. Ingestion sets it to parse one big file on several cores.
+    byte_range: tuple[int, int] | None = None
+    first_line: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,16 +46,20 @@ class Connector:
     primary_key: str = "id"
     suffixes: tuple[str, ...] = (".jsonl",)
     description: str = ""
+    splittable: bool = False  # honours ReadContext.byte_range (one record per line, no file-level state)
 
 
 REGISTRY: dict[str, Connector] = {}
 
 
-def connector(name: str, *, suffixes: tuple[str, ...], description: str = "") -> Callable:
+def connector(
+    name: str, *, suffixes: tuple[str, ...], description: str = "", splittable: bool = False
+) -> Callable:
     """Register a generator function as the connector for format `name`."""
 
     def register(fn: ReadFn) -> ReadFn:
-        REGISTRY[name] = Connector(name, fn, "id", suffixes, description or (fn.__doc__ or ""))
+        doc = description or (fn.__doc__ or "")
+        REGISTRY[name] = Connector(name, fn, "id", suffixes, doc, splittable)
         return fn
 
     return register
@@ -74,17 +82,23 @@ def open_binary(path: Path) -> io.BufferedIOBase:
     return path.open("rb")
 
 
-def iter_lines(path: Path, source: str) -> Iterator[tuple[str, bytes | Rejected]]:
+def iter_lines(
+    path: Path, source: str, byte_range: tuple[int, int] | None = None, first_line: int = 1
+) -> Iterator[tuple[str, bytes | Rejected]]:
     """Yield (source_ref, line bytes) for each non-blank line, or a Rejected for unreadable ones.
 
     Memory is bounded by the longest line; a line over MAX_LINE_BYTES is quarantined, not loaded.
-    A truncated gzip stream ends with one Rejected instead of an exception.
+    A truncated gzip stream ends with one Rejected instead of an exception. With `byte_range`, only
+    the lines starting inside [start, end) of a plain file are read, numbered from `first_line`.
     """
     name = str(path)
-    lineno = 0
+    lineno = first_line - 1
+    start, end = byte_range or (0, None)
     try:
         with open_binary(path) as handle:
-            while True:
+            if start:
+                handle.seek(start)
+            while end is None or handle.tell() < end:
                 line = handle.readline(MAX_LINE_BYTES + 1)
                 if not line:
                     return
@@ -144,3 +158,15 @@ class RecordError(ValueError):
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(detail)
         self.reason = reason
+
+
+def ensure_serializable(item: Interaction) -> Interaction:
+    """Fail a record now if the warehouse could not store it (orjson parses 1024 levels of nesting
+    but serialises only 254), so the problem becomes a quarantined line instead of a crash at insert.
+    """
+    try:
+        item.canonical_json()  # cached on the item: ingestion reuses it for the id and storage
+        canonical_dumps(item.metadata)
+    except TypeError as exc:  # orjson.JSONEncodeError is a TypeError
+        raise RecordError("unserializable", f"record cannot be stored as JSON: {exc}") from exc
+    return item

@@ -42,12 +42,14 @@ def normalize_tool_calls(calls: Any) -> list[dict[str, Any]]:
             raise RecordError("bad_response", f"tool_calls[{index}] has no function.name")
         arguments = function.get("arguments", "")
         if not isinstance(arguments, str):
-            arguments = orjson.dumps(arguments).decode()
-        out.append({
-            "id": call.get("id") or f"call_{index}",
-            "type": "function",
-            "function": {"name": function["name"], "arguments": arguments},
-        })  # fmt: skip
+            arguments = _json_text(arguments)
+        out.append(
+            {
+                "id": call.get("id") or f"call_{index}",
+                "type": "function",
+                "function": {"name": function["name"], "arguments": arguments},
+            }
+        )
     return out
 
 
@@ -69,16 +71,20 @@ class Completion:
 
     __slots__ = ("completion_tokens", "logprobs", "model", "prompt_tokens", "response", "status")
 
-    def __init__(self, response: dict[str, Any], status: str, model: str | None = None,
-                 usage: dict[str, Any] | None = None, logprobs: Any = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        response: dict[str, Any],
+        status: str,
+        model: str | None = None,
+        usage: dict[str, Any] | None = None,
+        logprobs: Any = None,
+    ) -> None:
         self.response = response
         self.status = status
         self.model = model
         usage = usage if isinstance(usage, dict) else {}
         self.prompt_tokens = _int_or_none(usage.get("prompt_tokens", usage.get("input_tokens")))
-        self.completion_tokens = _int_or_none(
-            usage.get("completion_tokens", usage.get("output_tokens"))
-        )
+        self.completion_tokens = _int_or_none(usage.get("completion_tokens", usage.get("output_tokens")))
         self.logprobs = logprobs
 
 
@@ -121,15 +127,21 @@ def reassemble_stream(chunks: list[Any]) -> Completion:
             return Completion({"error": _error_payload(chunk["error"])}, "error", chunk.get("model"))
         model = chunk.get("model") or model
         usage = chunk.get("usage") or usage
-        for choice in chunk.get("choices") or []:
+        for choice in _list(chunk.get("choices"), f"stream chunk {position} choices"):
+            if not isinstance(choice, dict):
+                raise RecordError(
+                    "bad_response", f"stream chunk {position} has a choice that is not an object"
+                )
             delta = choice.get("delta") or {}
+            if not isinstance(delta, dict):
+                raise RecordError("bad_response", f"stream chunk {position} delta is not an object")
             if isinstance(delta.get("content"), str):
                 content.append(delta["content"])
-            for fragment in delta.get("tool_calls") or []:
+            for fragment in _list(delta.get("tool_calls"), f"stream chunk {position} tool_calls"):
                 _merge_tool_fragment(calls, fragment)
             finish_reason = choice.get("finish_reason") or finish_reason
             if isinstance(choice.get("logprobs"), dict):
-                logprob_tokens.extend(choice["logprobs"].get("content") or [])
+                logprob_tokens.extend(_list(choice["logprobs"].get("content"), "logprobs.content"))
     message: dict[str, Any] = {"role": "assistant", "content": "".join(content) if content else None}
     if calls:
         message["tool_calls"] = normalize_tool_calls([calls[i] for i in sorted(calls)])
@@ -141,16 +153,38 @@ def reassemble_stream(chunks: list[Any]) -> Completion:
 def _merge_tool_fragment(calls: dict[int, dict[str, Any]], fragment: Any) -> None:
     if not isinstance(fragment, dict):
         raise RecordError("bad_response", "stream tool_call fragment is not an object")
-    index = fragment.get("index", len(calls))
+    index = fragment.get("index")
+    index = len(calls) if index is None else index
+    if isinstance(index, bool) or not isinstance(index, int):
+        raise RecordError("bad_response", f"stream tool_call index must be an integer, got {index!r:.40}")
     call = calls.setdefault(index, {"id": None, "function": {"name": "", "arguments": ""}})
     call["id"] = fragment.get("id") or call["id"]
     function = fragment.get("function") or {}
+    if not isinstance(function, dict) or not isinstance(function.get("name") or "", str):
+        raise RecordError("bad_response", "stream tool_call function must be an object with a string name")
     call["function"]["name"] += function.get("name") or ""
     arguments = function.get("arguments")
     if isinstance(arguments, str):
         call["function"]["arguments"] += arguments
     elif arguments is not None:
-        call["function"]["arguments"] = orjson.dumps(arguments).decode()
+        call["function"]["arguments"] = _json_text(arguments)
+
+
+def _list(value: Any, what: str) -> list[Any]:
+    """An optional list field of a stream chunk: absent -> [], anything but a list -> bad_response."""
+    if not value:
+        return []
+    if not isinstance(value, list):
+        raise RecordError("bad_response", f"{what} must be a list, got {type(value).__name__}")
+    return value
+
+
+def _json_text(value: Any) -> str:
+    """Tool-call arguments given as an object -> JSON text; too deep to write back is a bad record."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError as exc:  # orjson.JSONEncodeError: nesting over 254 levels
+        raise RecordError("unserializable", f"tool-call arguments cannot be written as JSON: {exc}") from exc
 
 
 def _error_payload(error: Any) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from connectors.base import (
     ReadContext,
     RecordError,
     connector,
+    ensure_serializable,
     iter_lines,
     parse_json_line,
     raw_text,
@@ -26,7 +27,7 @@ from flywheel.records import Interaction, Rejected, to_timestamp
 NAME = "openai"
 
 
-@connector(NAME, suffixes=(".jsonl", ".jsonl.gz", ".json"))
+@connector(NAME, suffixes=(".jsonl", ".jsonl.gz", ".json"), splittable=True)
 def read_openai_jsonl(path: Path, ctx: ReadContext) -> Iterator[Item]:
     """OpenAI chat-completions request/response pairs, one per line."""
     yield from read_json_lines(path, ctx, NAME, _from_document)
@@ -34,7 +35,7 @@ def read_openai_jsonl(path: Path, ctx: ReadContext) -> Iterator[Item]:
 
 def read_json_lines(path: Path, ctx: ReadContext, source: str, build: Any) -> Iterator[Item]:
     """Drive a per-document builder over a JSONL file, turning every failure into a Rejected."""
-    for ref, line in iter_lines(path, source):
+    for ref, line in iter_lines(path, source, ctx.byte_range, ctx.first_line):
         if isinstance(line, Rejected):
             yield line
             continue
@@ -43,7 +44,7 @@ def read_json_lines(path: Path, ctx: ReadContext, source: str, build: Any) -> It
             yield document
             continue
         try:
-            yield build(document, ref, ctx)
+            yield ensure_serializable(build(document, ref, ctx))
         except RecordError as exc:
             yield Rejected(source, ref, exc.reason, raw_text(line), str(exc))
 
@@ -54,8 +55,9 @@ def _from_document(doc: dict[str, Any], ref: str, ctx: ReadContext) -> Interacti
     return build_interaction(doc, doc["request"], doc.get("response"), ref, ctx, NAME)
 
 
-def build_interaction(doc: dict[str, Any], request_payload: Any, raw_response: Any, ref: str,
-                      ctx: ReadContext, source: str) -> Interaction:  # fmt: skip
+def build_interaction(
+    doc: dict[str, Any], request_payload: Any, raw_response: Any, ref: str, ctx: ReadContext, source: str
+) -> Interaction:
     """Assemble a canonical Interaction from a request payload, a raw response and envelope keys."""
     request = normalize_request(request_payload)
     completion = normalize_completion(raw_response)
@@ -73,12 +75,23 @@ def build_interaction(doc: dict[str, Any], request_payload: Any, raw_response: A
         cost = ctx.price_fn(model, completion.prompt_tokens, completion.completion_tokens)
     client = _first(doc, "client_id") or metadata.get("client_id") or request_payload.get("user")
     return Interaction(
-        workload_id=workload_id, request=request, response=completion.response, source=source,
-        source_ref=ref, client_id=str(client) if client is not None else None, ts=ts, model=model,
-        prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens,
-        latency_ms=_float(_first(doc, "latency_ms")), cost_usd=cost, logprobs=completion.logprobs,
-        feedback=doc.get("feedback"), status=completion.status, metadata=metadata,
-    )  # fmt: skip
+        workload_id=workload_id,
+        request=request,
+        response=completion.response,
+        source=source,
+        source_ref=ref,
+        client_id=str(client) if client is not None else None,
+        ts=ts,
+        model=model,
+        prompt_tokens=completion.prompt_tokens,
+        completion_tokens=completion.completion_tokens,
+        latency_ms=_float(_first(doc, "latency_ms")),
+        cost_usd=cost,
+        logprobs=completion.logprobs,
+        feedback=doc.get("feedback"),
+        status=completion.status,
+        metadata=metadata,
+    )
 
 
 def _first(doc: dict[str, Any], *keys: str) -> Any:

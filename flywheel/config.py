@@ -77,6 +77,11 @@ class TeacherConfig(Strict):
     max_retries: int = Field(5, ge=0, le=20)
     max_usd: float | None = Field(None, ge=0, description="Hard budget per run")
     prompt_version: str = "v1"
+    k_votes: int = Field(1, ge=1, le=25, description="Samples per item in relabel; majority vote wins")
+    vote_temperature: float = Field(0.7, ge=0, le=2, description="Sampling temperature when k_votes > 1")
+    max_tokens: int | None = Field(None, ge=1, description="Completion cap per teacher call")
+    logprobs_top_k: int | None = Field(None, ge=0, le=20, description="Keep top-k logprobs per token")
+    supports_json_schema: bool = Field(True, description="Endpoint honours response_format json_schema")
 
 
 class StudentConfig(Strict):

@@ -10,15 +10,31 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
 INTERACTION_COLUMNS = (
-    "id", "workload_id", "client_id", "source", "source_ref", "ts", "model", "request", "response",
-    "prompt_tokens", "completion_tokens", "latency_ms", "cost_usd", "logprobs", "feedback", "status",
-    "metadata", "batch_id", "ingested_at",
-)  # fmt: skip
+    "id",
+    "workload_id",
+    "client_id",
+    "source",
+    "source_ref",
+    "ts",
+    "model",
+    "request",
+    "response",
+    "prompt_tokens",
+    "completion_tokens",
+    "latency_ms",
+    "cost_usd",
+    "logprobs",
+    "feedback",
+    "status",
+    "metadata",
+    "batch_id",
+    "ingested_at",
+)
 
 
 @dataclass(slots=True)
@@ -46,9 +62,13 @@ class Interaction:
     feedback: Any = None
     status: str = "ok"
     metadata: dict[str, Any] = field(default_factory=dict)
+    _encoded: tuple[bytes, bytes] | None = field(default=None, repr=False, compare=False)
 
     def canonical_json(self) -> tuple[bytes, bytes]:
-        return canonical_dumps(self.request), canonical_dumps(self.response)
+        """(request, response) as canonical JSON; computed once, since ids and storage both need it."""
+        if self._encoded is None:
+            self._encoded = (canonical_dumps(self.request), canonical_dumps(self.response))
+        return self._encoded
 
     @property
     def id(self) -> str:
@@ -124,3 +144,47 @@ def message_text(message: dict[str, Any] | None) -> str:
         parts = [p.get("text", "") for p in content if isinstance(p, dict)]
         return "".join(str(p) for p in parts)
     return ""
+
+
+@dataclass(slots=True)
+class Example:
+    """One training/evaluation example of a dataset snapshot, as students and metrics see it.
+
+    messages: the (PII-scrubbed, prompt-pruned) chat messages the student receives.
+    target: the assistant message to learn/compare: {"role": "assistant", "content"?, "tool_calls"?}.
+    label: the task-level answer as a string (class label, canonical JSON for extraction, canonical
+    tool-call JSON for tool calls, text for chat); gold: a ground-truth label when the source had one.
+    """
+
+    example_id: str
+    workload_id: str
+    messages: list[dict[str, Any]]
+    target: dict[str, Any]
+    label: str | None = None
+    gold: str | None = None
+    slice: str | None = None
+    split: str | None = None
+    tools: list[dict[str, Any]] | None = None
+    response_format: dict[str, Any] | None = None
+    interaction_id: str | None = None
+    synthetic: bool = False
+    weight: float = 1.0
+
+
+@dataclass(slots=True)
+class Prediction:
+    """What a model answered for one Example: an assistant message plus how sure and how costly."""
+
+    message: dict[str, Any]
+    confidence: float | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_ms: float = 0.0
+
+
+class Predictor(Protocol):
+    """Anything that answers examples: a trained student, the teacher, a replay of logged answers."""
+
+    name: str
+
+    def predict(self, examples: list[Example]) -> list[Prediction]: ...

@@ -1,0 +1,135 @@
+"""Typer app, global options and the output contract shared by every command.
+
+Contract: global `--home DIR` (env FLYWHEEL_HOME, default ./.flywheel) and `--config FILE` (env
+FLYWHEEL_CONFIG, else ./flywheel.yaml when present). Every command takes `--json` and then prints
+exactly one JSON object on stdout; humans get rich tables, and progress/errors go to stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+import orjson
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from flywheel.config import ConfigError, FlywheelConfig, load_config, resolve_home
+from flywheel.pricing import PriceCatalog
+from flywheel.store.db import Warehouse
+
+app = typer.Typer(
+    name="flywheel",
+    help="Turn production LLM traffic into a specialized small model, and keep it fresh.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+err = Console(stderr=True)
+out = Console()
+JsonOpt = typer.Option(False, "--json", help="Print exactly one JSON object on stdout.")
+
+
+@dataclass
+class CliState:
+    home_option: Path | None
+    config_path: Path | None
+    _config: FlywheelConfig | None = None
+
+    @property
+    def home(self) -> Path:
+        """--home, else FLYWHEEL_HOME, else the config's `home`, else ./.flywheel."""
+        if self.home_option is not None or os.environ.get("FLYWHEEL_HOME"):
+            return resolve_home(self.home_option)
+        return resolve_home(self.config.home if self.config else None)
+
+    @property
+    def config(self) -> FlywheelConfig | None:
+        if self._config is None and self.config_path is not None:
+            self._config = load_config(self.config_path)
+        return self._config
+
+    def require_config(self) -> FlywheelConfig:
+        if self.config is None:
+            raise ConfigError("no config: pass --config FILE, set FLYWHEEL_CONFIG, or run `flywheel init`")
+        return self.config
+
+    def warehouse(self) -> Warehouse:
+        config = self.config
+        return Warehouse(config.warehouse_path(self.home) if config else self.home / "warehouse.duckdb")
+
+    def prices(self) -> PriceCatalog:
+        return PriceCatalog.load(self.config.prices if self.config else None)
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    home: Path | None = typer.Option(
+        None, "--home", help="Artifacts dir (env FLYWHEEL_HOME, default ./.flywheel)"
+    ),
+    config: Path | None = typer.Option(None, "--config", help="flywheel.yaml (env FLYWHEEL_CONFIG)"),
+) -> None:
+    config_path = config or _default_config_path()
+    ctx.obj = CliState(home_option=home, config_path=config_path)
+
+
+def _default_config_path() -> Path | None:
+    env = os.environ.get("FLYWHEEL_CONFIG")
+    if env:
+        return Path(env)
+    local = Path("flywheel.yaml")
+    return local if local.exists() else None
+
+
+def state(ctx: typer.Context) -> CliState:
+    return ctx.obj
+
+
+def emit(as_json: bool, payload: dict[str, Any], render: Callable[[], None] | None = None) -> None:
+    """The one place a command's result is printed."""
+    if as_json:
+        sys.stdout.write(orjson.dumps(payload, default=str).decode() + "\n")
+        sys.stdout.flush()
+    elif render is not None:
+        render()
+
+
+def fail(as_json: bool, message: str, code: int = 1, **extra: Any) -> NoReturn:
+    """Report an error in one clear message (no traceback) and exit non-zero."""
+    if as_json:
+        emit(True, {"error": message, **extra})
+    else:
+        err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def guarded(as_json: bool) -> Iterator[None]:
+    """Turn the library's user-facing errors into one clear message and a non-zero exit."""
+    from flywheel.store.db import WarehouseBusy
+
+    try:
+        yield
+    except (ConfigError, WarehouseBusy, FileNotFoundError) as exc:
+        fail(as_json, str(exc), code=2 if isinstance(exc, ConfigError) else 1)
+
+
+@contextmanager
+def progress_bar(
+    description: str, total: int | None = None, enabled: bool = True
+) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar on stderr when it is a terminal; a silent counter otherwise."""
+    if not enabled or not err.is_terminal:
+        yield lambda n: None
+        return
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda n: bar.advance(task, n)

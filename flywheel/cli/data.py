@@ -1,0 +1,219 @@
+"""Data commands: init, ingest, stats, demo-data, demo."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from flywheel.cli.app import JsonOpt, app, emit, err, fail, guarded, out, progress_bar, state
+from flywheel.ingest import IngestReport, ingest_paths
+from flywheel.stats import workload_stats
+
+FORMATS = ["auto", "openai", "openai_batch", "nvidia", "langfuse", "csv", "parquet", "spool"]
+
+
+@app.command()
+def init(
+    path: Path = typer.Argument(Path("flywheel.yaml"), help="Where to write the starter config"),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing file"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Write a commented starter flywheel.yaml."""
+    if path.exists() and not force:
+        fail(as_json, f"{path} exists; pass --force to overwrite")
+    template = resources.files("flywheel").joinpath("templates/flywheel.yaml").read_text()
+    path.write_text(template)
+    emit(as_json, {"path": str(path)}, lambda: out.print(f"wrote {path}; edit it, then `flywheel ingest`"))
+
+
+@app.command()
+def ingest(
+    ctx: typer.Context,
+    paths: list[str] = typer.Argument(
+        None, help="Files, directories or globs (default: the config's sources)"
+    ),
+    workload: str | None = typer.Option(None, "--workload", "-w", help="Workload id for records without one"),
+    fmt: str = typer.Option("auto", "--format", "-f", help=f"One of {', '.join(FORMATS)}"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Read LLM logs into the warehouse; every line ends ingested, duplicate or quarantined."""
+    if fmt not in FORMATS:
+        fail(as_json, f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}", code=2)
+    cli = state(ctx)
+    with guarded(as_json):
+        jobs = _ingest_jobs(cli, paths, workload, fmt)
+        warehouse, prices = cli.warehouse(), cli.prices()
+        report = IngestReport()
+        with progress_bar("ingesting") as advance:
+            for patterns, workload_id, job_fmt, mapping in jobs:
+                part = ingest_paths(
+                    warehouse,
+                    patterns,
+                    workload_id=workload_id,
+                    fmt=job_fmt,
+                    mapping=mapping,
+                    price_fn=prices.cost,
+                    progress=advance,
+                )
+                report.files.extend(part.files)
+    for message in report.errors:
+        err.print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
+    emit(as_json, report.as_dict(), lambda: _render_ingest(report))
+    if report.nothing_read:
+        raise typer.Exit(1)
+
+
+def _ingest_jobs(cli: Any, paths: list[str] | None, workload: str | None, fmt: str) -> list[tuple]:
+    """(patterns, workload_id, format, mapping) per source: CLI paths, else the config's sources."""
+    if paths:
+        mapping = None
+        if workload and cli.config is not None and any(w.id == workload for w in cli.config.workloads):
+            sources = cli.config.workload(workload).sources
+            mapping = sources[0].mapping.model_dump() if sources and sources[0].mapping else None
+        return [(paths, workload, fmt, mapping)]
+    config = cli.require_config()
+    base = Path(config.source_file).parent if config.source_file else Path.cwd()
+    jobs = []
+    for item in config.workloads:
+        if workload and item.id != workload:
+            continue
+        for source in item.sources:
+            path = Path(source.path).expanduser()
+            pattern = str(path if path.is_absolute() else base / path)
+            mapping = source.mapping.model_dump() if source.mapping else None
+            jobs.append(([pattern], item.id, source.format, mapping))
+    if not jobs:
+        raise FileNotFoundError("nothing to ingest: pass PATH... or configure workload sources")
+    return jobs
+
+
+def _render_ingest(report: IngestReport) -> None:
+    table = Table(title="ingest")
+    for column in ("file", "format", "read", "ingested", "duplicates", "quarantined"):
+        table.add_column(column, justify="right" if column not in ("file", "format") else "left")
+    for f in report.files:
+        counts = (f.read, f.ingested, f.duplicates, f.quarantined)
+        table.add_row(Path(f.path).name, f.format, *(f"{n:,}" for n in counts))
+    out.print(table)
+    reasons = report.as_dict()["reasons"]
+    if reasons:
+        out.print("quarantined: " + ", ".join(f"{k}={v}" for k, v in sorted(reasons.items())))
+
+
+@app.command()
+def stats(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
+    """Per workload: counts, date range, tokens, production cost, quarantine reasons."""
+    with guarded(as_json):
+        result = workload_stats(state(ctx).warehouse())
+    emit(as_json, result, lambda: _render_stats(result))
+
+
+def _render_stats(result: dict[str, Any]) -> None:
+    if not result["workloads"]:
+        out.print("no interactions yet: run `flywheel ingest PATH --workload W` or `flywheel demo`")
+        return
+    table = Table(title="workloads")
+    columns = (
+        "workload",
+        "interactions",
+        "errors",
+        "clients",
+        "from",
+        "to",
+        "tokens in/out",
+        "cost $",
+        "quar.",
+    )
+    for column in columns:
+        table.add_column(column)
+    for workload_id, s in result["workloads"].items():
+        tokens = f"{s['prompt_tokens']:,}/{s['completion_tokens']:,}"
+        span = [(s[k] or "-")[:10] for k in ("first_ts", "last_ts")]
+        table.add_row(
+            workload_id,
+            f"{s['interactions']:,}",
+            f"{s['errors']:,}",
+            str(s["clients"]),
+            *span,
+            tokens,
+            f"{s['cost_usd']:.4f}",
+            f"{s['quarantined']:,}",
+        )
+    out.print(table)
+    reasons = result["quarantine"]["reasons"]
+    if reasons:
+        out.print("quarantine reasons: " + ", ".join(f"{k}={v}" for k, v in sorted(reasons.items())))
+
+
+@app.command("demo-data")
+def demo_data(
+    out_dir: Path = typer.Option(Path("demo-data"), "--out", help="Directory for the generated logs"),
+    seed: int = typer.Option(7, "--seed"),
+    size: int = typer.Option(1500, "--size", help="Clean records per workload, before planted faults"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Write realistic demo LLM logs (with the faults real logs have) for three workloads."""
+    from flywheel.demo import generate_demo_traffic
+
+    if size < 1:
+        fail(as_json, "--size must be at least 1", code=2)
+    manifest = generate_demo_traffic(out_dir, seed=seed, size=size)
+    files = {w: str(out_dir / f"{w}.jsonl") for w in manifest.workloads}
+    emit(
+        as_json,
+        {"out": str(out_dir), "files": files, "seed": seed, "size": size},
+        lambda: out.print(f"wrote demo traffic for {', '.join(files)} to {out_dir}"),
+    )
+
+
+@app.command()
+def demo(
+    ctx: typer.Context,
+    seed: int = typer.Option(7, "--seed"),
+    size: int = typer.Option(1500, "--size", help="Clean records per workload"),
+    fresh: bool = typer.Option(False, "--fresh", help="Start from an empty FLYWHEEL_HOME"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Generate demo traffic, ingest it and show what landed (the embedded default, no setup)."""
+    from flywheel.demo import demo_config_path, generate_demo_traffic
+
+    cli = state(ctx)
+    cli.config_path, cli._config = demo_config_path(), None
+    started = time.monotonic()
+    if fresh and cli.home.exists():
+        shutil.rmtree(cli.home)
+    data_dir = cli.home / "demo-data"
+    manifest = generate_demo_traffic(data_dir, seed=seed, size=size)
+    with guarded(as_json):
+        warehouse, prices = cli.warehouse(), cli.prices()
+        report = IngestReport()
+        with progress_bar("ingesting demo traffic") as advance:
+            for workload_id in manifest.workloads:
+                part = ingest_paths(
+                    warehouse,
+                    [data_dir / f"{workload_id}.jsonl"],
+                    workload_id=workload_id,
+                    price_fn=prices.cost,
+                    progress=advance,
+                )
+                report.files.extend(part.files)
+        result = workload_stats(warehouse)
+    payload = {
+        "seconds": round(time.monotonic() - started, 2),
+        "home": str(cli.home),
+        "ingest": report.as_dict(),
+        "workloads": result["workloads"],
+    }
+
+    def render() -> None:
+        _render_ingest(report)
+        _render_stats(result)
+        out.print(f"\nwarehouse: {warehouse.path}\nnext: `flywheel --home {cli.home} stats`")
+
+    emit(as_json, payload, render)

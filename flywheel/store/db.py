@@ -1,0 +1,116 @@
+"""DuckDB connections that keep write transactions short and retry on the cross-process file lock.
+
+DuckDB lets one process hold a database file for writing; any other process, readers included, fails
+with `Could not set lock on file` while it does. So writers open, write one short transaction and
+close; readers and writers both retry with backoff until `timeout_s`.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+import duckdb
+
+from flywheel.store.migrations import migrate
+
+T = TypeVar("T")
+LOCK_MARKERS = (
+    "Could not set lock",
+    "Conflicting lock",
+    "database is locked",
+    "Resource temporarily unavailable",
+)
+DEFAULT_TIMEOUT_S = 120.0
+
+
+class WarehouseBusy(RuntimeError):
+    """The warehouse stayed locked by another process for longer than the timeout."""
+
+
+def is_lock_error(exc: BaseException) -> bool:
+    return isinstance(exc, duckdb.Error) and any(marker in str(exc) for marker in LOCK_MARKERS)
+
+
+def retry_on_lock(fn: Callable[[], T], timeout_s: float = DEFAULT_TIMEOUT_S, what: str = "warehouse") -> T:
+    """Call `fn` until it stops failing on the file lock; jittered exponential backoff."""
+    deadline = time.monotonic() + timeout_s
+    delay = 0.02
+    while True:
+        try:
+            return fn()
+        except duckdb.Error as exc:
+            if not is_lock_error(exc):
+                raise
+            if time.monotonic() >= deadline:
+                raise WarehouseBusy(f"{what} is locked by another process for over {timeout_s:.0f}s") from exc
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 1.0)
+
+
+class Warehouse:
+    """A DuckDB warehouse file. Holds no open connection: each use opens one briefly."""
+
+    def __init__(self, path: str | Path, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        self.path = Path(path)
+        self.timeout_s = timeout_s
+        self._migrated = False
+
+    def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        return retry_on_lock(
+            lambda: duckdb.connect(str(self.path), read_only=read_only), self.timeout_s, str(self.path)
+        )
+
+    def ensure_schema(self) -> None:
+        """Apply pending migrations once per Warehouse object (cheap no-op when up to date)."""
+        if self._migrated:
+            return
+        con = self._open(read_only=False)
+        try:
+            migrate(con)
+        finally:
+            con.close()
+        self._migrated = True
+
+    @contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A short-lived connection; for writes, the caller's statements run in one transaction."""
+        if read_only:
+            if not self.path.exists():
+                raise FileNotFoundError(f"{self.path}: no warehouse yet (run `flywheel ingest` first)")
+        else:
+            self.ensure_schema()
+        con = self._open(read_only)
+        try:
+            if read_only:
+                yield con
+            else:
+                con.execute("BEGIN TRANSACTION")
+                try:
+                    yield con
+                    con.execute("COMMIT")
+                except BaseException:
+                    con.execute("ROLLBACK")
+                    raise
+        finally:
+            con.close()
+
+    def write(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        """Run `fn` in one short write transaction."""
+        with self.connect() as con:
+            return fn(con)
+
+    def read(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        """Run `fn` on a read-only connection, retrying while a writer holds the lock."""
+
+        def attempt() -> T:
+            with self.connect(read_only=True) as con:
+                return fn(con)
+
+        return retry_on_lock(attempt, self.timeout_s, str(self.path))

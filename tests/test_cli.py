@@ -1,0 +1,86 @@
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from flywheel.cli import app
+from tests.conftest import chat_record, write_jsonl
+
+runner = CliRunner()
+
+
+def _json(args: list[str]) -> tuple[int, dict]:
+    result = runner.invoke(app, [*args, "--json"])
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    return result.exit_code, json.loads(lines[0])
+
+
+def test_ingest_then_stats_json_contract(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "a.jsonl", [chat_record(i) for i in range(5)] + [b"{oops"])
+    home = str(tmp_path / "home")
+    code, payload = _json(["--home", home, "ingest", str(path), "--workload", "support"])
+    assert code == 0
+    assert {k: payload[k] for k in ("read", "ingested", "duplicates", "quarantined")} == {
+        "read": 6,
+        "ingested": 5,
+        "duplicates": 0,
+        "quarantined": 1,
+    }
+    code, payload = _json(["--home", home, "stats"])
+    assert code == 0
+    support = payload["workloads"]["support"]
+    assert support["interactions"] == 5
+    assert support["quarantine_reasons"] == {"truncated_json": 1}
+    assert support["cost_usd"] > 0
+
+
+def test_nothing_readable_exits_nonzero_with_one_line_error(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["--home", str(tmp_path), "ingest", str(tmp_path / "nope.jsonl"), "-w", "x"])
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert "nope.jsonl" in result.output
+
+
+def test_partly_bad_file_exits_zero(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "a.jsonl", [chat_record(1), b"\xff garbage"])
+    code, payload = _json(["--home", str(tmp_path / "h"), "ingest", str(path), "-w", "x"])
+    assert code == 0 and payload["quarantined"] == 1
+
+
+def test_bad_config_is_one_clear_error(tmp_path: Path) -> None:
+    config = tmp_path / "flywheel.yaml"
+    config.write_text("workloads:\n  - id: a\n    task: nope\n")
+    code, payload = _json(["--config", str(config), "--home", str(tmp_path), "ingest"])
+    assert code == 2
+    assert "flywheel.yaml:3: workloads[0].task" in payload["error"]
+
+
+def test_init_writes_a_config_that_loads_and_refuses_to_clobber(tmp_path: Path) -> None:
+    target = tmp_path / "flywheel.yaml"
+    code, payload = _json(["init", str(target)])
+    assert code == 0 and target.exists()
+    code, payload = _json(["init", str(target)])
+    assert code == 1 and "--force" in payload["error"]
+
+
+def test_ingest_from_config_sources(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    write_jsonl(logs / "a.jsonl", [chat_record(i) for i in range(3)])
+    write_jsonl(logs / "b.jsonl", [chat_record(i) for i in range(2, 6)])
+    config = tmp_path / "flywheel.yaml"
+    config.write_text("workloads:\n  - id: chatty\n    task: chat\n    sources: [{path: logs}]\n")
+    code, payload = _json(["--config", str(config), "--home", str(tmp_path / "h"), "ingest"])
+    assert code == 0
+    assert (payload["read"], payload["ingested"], payload["duplicates"]) == (7, 6, 1)
+
+
+def test_demo_ingests_every_demo_workload(tmp_path: Path) -> None:
+    code, payload = _json(["--home", str(tmp_path / "h"), "demo", "--size", "120"])
+    assert code == 0
+    assert len(payload["workloads"]) >= 3
+    ingest = payload["ingest"]
+    assert ingest["read"] == ingest["ingested"] + ingest["duplicates"] + ingest["quarantined"]
+    assert ingest["quarantined"] > 0 and ingest["duplicates"] > 0
+    assert Path(payload["home"], "warehouse.duckdb").exists()

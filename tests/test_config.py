@@ -1,0 +1,76 @@
+from pathlib import Path
+
+import pytest
+
+from flywheel.config import ConfigError, load_config
+from flywheel.demo import demo_config_path
+
+TEMPLATE = Path(__file__).parents[1] / "flywheel" / "templates" / "flywheel.yaml"
+
+
+def test_starter_template_loads() -> None:
+    config = load_config(TEMPLATE)
+    workload = config.workload("support-routing")
+    assert workload.task == "classification"
+    assert workload.labels and "billing" in workload.labels
+    assert config.teacher.api_key_env == "OPENAI_API_KEY"
+
+
+def test_demo_config_loads() -> None:
+    config = load_config(demo_config_path())
+    assert {w.task for w in config.workloads} >= {"classification", "extraction", "tool_call"}
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "flywheel.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_unknown_key_names_file_line_and_key(tmp_path: Path) -> None:
+    path = _write(tmp_path, "workloads:\n  - id: a\n    task: chat\n    lables: [x]\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert f"{path}:4" in message
+    assert "workloads[0].lables" in message
+    assert "Extra inputs are not permitted" in message
+
+
+def test_bad_enum_value_is_explained(tmp_path: Path) -> None:
+    path = _write(tmp_path, "workloads:\n  - id: a\n    task: summarise\n")
+    with pytest.raises(ConfigError, match=r":3: workloads\[0\]\.task: Input should be"):
+        load_config(path)
+
+
+def test_classification_needs_labels(tmp_path: Path) -> None:
+    path = _write(tmp_path, "workloads:\n  - id: a\n    task: classification\n")
+    with pytest.raises(ConfigError, match="needs `labels`"):
+        load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("workloads: [{id: a, task: chat}, {id: a, task: chat}]\n", "appears twice"),
+        ("workloads: [{id: '../etc', task: chat}]\n", "used in paths"),
+        ("workloads: [{id: a, task: chat, label_parser: {regex: '(['}}]\n", "invalid regular expression"),
+        ("teacher: {concurrency: 0}\n", "teacher.concurrency"),
+        ("- just\n- a list\n", "top level must be a mapping"),
+        ("workloads: [\n", "invalid YAML"),
+    ],
+)
+def test_bad_configs_say_why(tmp_path: Path, text: str, expected: str) -> None:
+    with pytest.raises(ConfigError, match=expected.replace("[", r"\[").replace("(", r"\(")):
+        load_config(_write(tmp_path, text))
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_unknown_workload_lists_known(tmp_path: Path) -> None:
+    config = load_config(_write(tmp_path, "workloads: [{id: a, task: chat}]\n"))
+    with pytest.raises(ConfigError, match="configured: a"):
+        config.workload("b")

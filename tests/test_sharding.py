@@ -1,0 +1,69 @@
+import itertools
+from pathlib import Path
+
+import pytest
+
+from flywheel import sharding
+from flywheel.ingest import ingest_paths
+from flywheel.store.db import Warehouse
+from tests.conftest import chat_record, write_jsonl
+
+
+def _snapshot(warehouse: Warehouse) -> tuple[list, list]:
+    def query(con):
+        rows = con.execute("SELECT id, source_ref FROM interactions ORDER BY id").fetchall()
+        quarantine = con.execute("SELECT source_ref, reason FROM quarantine ORDER BY source_ref").fetchall()
+        return rows, quarantine
+
+    return warehouse.read(query)
+
+
+def _logs(path: Path) -> Path:
+    lines: list = []
+    for i in range(600):
+        lines.append(chat_record(i % 450))  # ids repeat across shard boundaries
+        if i % 97 == 0:
+            lines.append(b"{broken")
+        if i % 131 == 0:
+            lines.append(b"   ")
+    return write_jsonl(path, lines)
+
+
+def test_plan_shards_cover_the_file_at_line_boundaries(tmp_path: Path) -> None:
+    path = _logs(tmp_path / "logs.jsonl")
+    shards = sharding.plan_shards(path, target_bytes=10_000)
+    data = path.read_bytes()
+    assert shards[0].start == 0 and shards[-1].end == len(data)
+    for before, after in itertools.pairwise(shards):
+        assert before.end == after.start and data[after.start - 1 : after.start] == b"\n"
+        assert after.first_line == data[: after.start].count(b"\n") + 1
+
+
+def test_sharded_ingest_equals_sequential(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _logs(tmp_path / "logs.jsonl")
+    monkeypatch.setenv("FLYWHEEL_INGEST_WORKERS", "1")
+    sequential = Warehouse(tmp_path / "seq.duckdb")
+    expected = ingest_paths(sequential, [path], workload_id="w", batch_size=50).as_dict()
+
+    monkeypatch.setenv("FLYWHEEL_INGEST_WORKERS", "2")
+    monkeypatch.setattr(sharding, "SHARD_MIN_BYTES", 1)
+    monkeypatch.setattr(sharding, "SHARD_TARGET_BYTES", 20_000)
+    assert sharding.can_shard(path, "openai")
+    parallel = Warehouse(tmp_path / "par.duckdb")
+    got = ingest_paths(parallel, [path], workload_id="w", batch_size=50).as_dict()
+
+    keys = ("read", "ingested", "duplicates", "quarantined", "reasons")
+    assert {k: got[k] for k in keys} == {k: expected[k] for k in keys}
+    assert got["read"] == got["ingested"] + got["duplicates"] + got["quarantined"]
+    assert _snapshot(parallel) == _snapshot(sequential)
+
+
+def test_gzip_is_never_sharded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import gzip
+
+    path = tmp_path / "logs.jsonl.gz"
+    path.write_bytes(gzip.compress(_logs(tmp_path / "plain.jsonl").read_bytes()))
+    monkeypatch.setenv("FLYWHEEL_INGEST_WORKERS", "2")
+    monkeypatch.setattr(sharding, "SHARD_MIN_BYTES", 1)
+    assert not sharding.can_shard(path, "openai")
+    assert not sharding.can_shard(tmp_path / "plain.jsonl", "csv")
