@@ -1,0 +1,1 @@
+"""The ops dashboard (Streamlit): reads warehouse views only, no business logic."""

@@ -1,0 +1,1 @@
+"""Prefect flows: thin wrappers that pass table names and paths and call the flywheel library."""
