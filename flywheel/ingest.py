@@ -25,6 +25,7 @@ from flywheel.sharding import ParsedChunk, can_shard, parse_sharded
 from flywheel.store.db import Warehouse
 
 BATCH_SIZE = 20_000
+MAX_PROBLEMS_SHOWN = 20
 ProgressFn = Callable[[int], None]
 
 INTERACTION_SCHEMA = pa.schema(
@@ -71,11 +72,12 @@ class FileReport:
     quarantined: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
     error: str | None = None
+    problems: list[str] = field(default_factory=list)  # the first few "file:line: reason: detail"
 
     def as_dict(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in ("path", "format", "batch_id", "read", "ingested")}
         out |= {"duplicates": self.duplicates, "quarantined": self.quarantined}
-        return out | {"reasons": dict(self.reasons), "error": self.error}
+        return out | {"reasons": dict(self.reasons), "error": self.error, "problems": self.problems}
 
 
 @dataclass
@@ -202,6 +204,10 @@ def _write_chunk(
     report.duplicates += (chunk.interactions.num_rows - inserted) + chunk.repeated
     report.quarantined += chunk.quarantine.num_rows
     report.reasons.update(chunk.reasons)
+    room = MAX_PROBLEMS_SHOWN - len(report.problems)
+    if room > 0:
+        sample = chunk.quarantine.slice(0, room).select(["source_ref", "reason", "detail"]).to_pylist()
+        report.problems.extend(f"{r['source_ref']}: {r['reason']}: {r['detail']}" for r in sample)
 
 
 def to_tables(chunk: list[Interaction | Rejected]) -> tuple[pa.Table, int, pa.Table]:

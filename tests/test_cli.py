@@ -42,10 +42,14 @@ def test_nothing_readable_exits_nonzero_with_one_line_error(tmp_path: Path) -> N
     assert "nope.jsonl" in result.output
 
 
-def test_partly_bad_file_exits_zero(tmp_path: Path) -> None:
-    path = write_jsonl(tmp_path / "a.jsonl", [chat_record(1), b"\xff garbage"])
-    code, payload = _json(["--home", str(tmp_path / "h"), "ingest", str(path), "-w", "x"])
-    assert code == 0 and payload["quarantined"] == 1
+def test_partly_bad_file_exits_zero_and_names_each_bad_line(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "a.jsonl", [chat_record(1), b"\xff garbage", b'{"request": 3}'])
+    result = runner.invoke(app, ["--home", str(tmp_path / "h"), "ingest", str(path), "-w", "x", "--json"])
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["quarantined"] == 2
+    assert f"{path}:2: invalid_utf8" in result.stderr
+    assert f"{path}:3: bad_request" in result.stderr
+    assert "Traceback" not in result.output
 
 
 def test_bad_config_is_one_clear_error(tmp_path: Path) -> None:

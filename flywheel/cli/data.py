@@ -62,11 +62,24 @@ def ingest(
                     progress=advance,
                 )
                 report.files.extend(part.files)
-    for message in report.errors:
-        err.print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
+    _print_problems(report)
     emit(as_json, report.as_dict(), lambda: _render_ingest(report))
     if report.nothing_read:
         raise typer.Exit(1)
+
+
+def _print_problems(report: IngestReport) -> None:
+    """One line per problem on stderr: file-level errors, then the first quarantined lines."""
+    for message in report.errors:
+        err.print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
+    shown = 0
+    for file_report in report.files:
+        for problem in file_report.problems:
+            err.print(f"[yellow]quarantined:[/] {problem}", highlight=False, soft_wrap=True)
+            shown += 1
+    hidden = report.total("quarantined") - shown
+    if hidden > 0:
+        err.print(f"… and {hidden:,} more quarantined lines (`flywheel stats`; rows keep their reason)")
 
 
 def _ingest_jobs(cli: Any, paths: list[str] | None, workload: str | None, fmt: str) -> list[tuple]:
