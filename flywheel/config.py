@@ -14,6 +14,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from flywheel.quality.config import CurationConfig
+
 TaskType = Literal["classification", "extraction", "tool_call", "chat"]
 SourceFormat = Literal["auto", "openai", "openai_batch", "nvidia", "langfuse", "csv", "parquet", "spool"]
 WORKLOAD_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -103,6 +105,7 @@ class GateConfig(Strict):
     max_drop_vs_teacher: float | None = Field(0.05, description="Allowed lower-bound gap to teacher")
     slice_min_examples: int = Field(20, ge=1)
     slice_floor: float | None = Field(None, description="Min score for any large-enough slice")
+    slice_floors: dict[str, float] = Field(default_factory=dict, description="Per-slice floors (override)")
     min_format_validity: float = Field(0.98, ge=0, le=1)
     min_cost_reduction: float = Field(0.5, ge=0, le=1, description="Fraction cheaper than teacher")
     champion_margin: float = Field(0.01, ge=0, description="Allowed drop vs the current champion")
@@ -127,7 +130,7 @@ class WorkloadConfig(Strict):
     students: list[StudentConfig] = Field(default_factory=list)
     gate: GateConfig = Field(default_factory=GateConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
-    curation: dict[str, Any] = Field(default_factory=dict, description="Curation settings")
+    curation: CurationConfig = Field(default_factory=CurationConfig, description="Curation settings")
 
     @field_validator("id")
     @classmethod

@@ -1,0 +1,319 @@
+"""The curation stage: a workload's interactions in, a versioned, leakage-free dataset snapshot out.
+
+    rows = every interaction of the workload (oldest batch first)
+    -> prompt template found, requests pruned to their variable part, PII scrubbed
+    -> row checks (first failing reason), the GE suite on batches not validated before
+    -> exact and near-duplicate groups (one representative kept per group and answer)
+    -> slices; eval carved first (or carried over from the previous snapshot), then caps on the
+       training pool, then train/val
+    -> snapshot (reused when identical), exports, and every verdict, result and count stored
+
+Everything is computed from one read of the warehouse and written in one short transaction, so a
+crash leaves nothing half-written and a re-run of the same inputs and config gives the same snapshot.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flywheel.config import WorkloadConfig
+from flywheel.datasets.snapshots import SnapshotInfo, SnapshotRow, config_hash, content_hash
+from flywheel.datasets.splits import SplitItem, assign_train_val, stratified_pick
+from flywheel.quality.debias import UNKNOWN
+from flywheel.quality.pii import build_patterns
+from flywheel.quality.pool import (
+    SLICE_KIND,
+    assign_slices,
+    cap_pool,
+    distribution_report,
+    mark_duplicates,
+    reject_eval_neighbours,
+    slice_stat_rows,
+)
+from flywheel.quality.pruning import PromptTemplate, find_template
+from flywheel.quality.rows import CurationRow, prepare_rows
+from flywheel.quality.store import CurationState, read_state, write_results
+from flywheel.records import Example, utcnow
+from flywheel.store.db import Warehouse
+
+ProgressFn = Callable[[int], None]
+
+
+@dataclass
+class CurationReport:
+    run_id: str
+    workload_id: str
+    n_in: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+    splits: dict[str, int] = field(default_factory=dict)
+    snapshot_id: str | None = None
+    content_hash: str | None = None
+    config_hash: str | None = None
+    eval_snapshot_id: str | None = None
+    reused_snapshot: bool = False
+    eval_dropped: int = 0
+    pii: dict[str, int] = field(default_factory=dict)
+    pii_out: dict[str, int] = field(default_factory=dict)
+    dedup: dict[str, int] = field(default_factory=dict)
+    slices: dict[str, Any] = field(default_factory=dict)
+    clients: dict[str, Any] = field(default_factory=dict)
+    tokens_per_example: dict[str, float] = field(default_factory=dict)
+    template: dict[str, Any] | None = None
+    expectations: dict[str, int] = field(default_factory=dict)
+    quarantined_at_ingest: int = 0
+    export_path: str | None = None
+    seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def n_out(self) -> int:
+        return sum(self.splits.values())
+
+    def funnel(self) -> dict[str, Any]:
+        return {"in": self.n_in, "rejected": self.rejected, "out": self.n_out, "splits": self.splits}
+
+    def as_dict(self) -> dict[str, Any]:
+        body = asdict(self)
+        body.pop("n_in")
+        return {"snapshot_id": self.snapshot_id, **self.funnel(), **body}
+
+
+class _Timer:
+    """Seconds per stage, for the report (where a slow run spends its time)."""
+
+    def __init__(self) -> None:
+        self.start = self.last = time.monotonic()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.monotonic()
+        self.laps[name] = round(now - self.last, 3)
+        self.last = now
+
+    @property
+    def total(self) -> float:
+        return round(time.monotonic() - self.start, 3)
+
+
+def curate_workload(
+    warehouse: Warehouse,
+    workload: WorkloadConfig,
+    *,
+    home: Path,
+    refresh_eval: bool = False,
+    progress: ProgressFn | None = None,
+) -> CurationReport:
+    """Curate every interaction of `workload` into a dataset snapshot; see the module docstring."""
+    started, timer = utcnow(), _Timer()
+    config = workload.curation
+    if not warehouse.path.exists():
+        raise FileNotFoundError(f"{warehouse.path}: no warehouse yet (run `flywheel ingest` first)")
+    warehouse.ensure_schema()
+    state = warehouse.read(lambda con: read_state(con, workload.id, refresh_eval))
+    if not state.rows:
+        raise LookupError(
+            f"no interactions for workload {workload.id!r}: run `flywheel ingest ... -w {workload.id}`"
+        )
+    report = CurationReport(f"cur-{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}", workload.id)
+    rows = state.rows
+    timer.lap("read")
+    template = _template(rows, workload) if config.prune_prompts else None
+    prepare_rows(rows, workload, template, build_patterns(config.pii_types, config.pii_patterns), progress)
+    timer.lap("prune_scrub_check")
+    quality = _run_expectations(rows, workload, state.validated_batches) if config.expectations else []
+    timer.lap("expectations")
+    report.dedup = mark_duplicates(rows, workload)
+    timer.lap("dedup")
+    candidates = [row for row in rows if row.kept]
+    topic_terms = assign_slices(candidates, workload)
+    eval_rows = _eval_split(candidates, state, workload, report)
+    eval_groups = {row.dup_group for row in candidates if row.split == "eval" and row.dup_group}
+    pool = [row for row in candidates if row.split != "eval"]
+    report.dedup["near_duplicate_of_eval"] = reject_eval_neighbours(pool, eval_groups)
+    slice_stats = _split_pool([row for row in pool if row.kept], workload, report)
+    snapshot_rows = eval_rows + [_snapshot_row(row, workload.id) for row in pool if row.kept]
+    _summarize(report, rows, snapshot_rows, template, quality, state, topic_terms)
+    timer.lap("slices_caps_splits")
+    info = _snapshot_info(report, workload, state, snapshot_rows, home, started)
+    timer.lap("snapshot_export")
+    report.timings, report.seconds = timer.laps, timer.total
+    warehouse.write(
+        lambda con: write_results(
+            con, report, info, snapshot_rows, rows, template, quality, slice_stats, started
+        )
+    )
+    return report
+
+
+def _template(rows: list[CurationRow], workload: WorkloadConfig) -> PromptTemplate | None:
+    config = workload.curation
+    conversations = [row.request.get("messages") or [] for row in rows if row.status == "ok"]
+    return find_template(
+        workload.id,
+        conversations,
+        min_coverage=config.min_template_coverage,
+        min_static_tokens=config.min_static_tokens,
+    )
+
+
+def _run_expectations(rows: list[CurationRow], workload: WorkloadConfig, validated: set[str]) -> list[Any]:
+    from flywheel.quality.expectations import run_suite
+
+    batches: dict[str, list[CurationRow]] = {}
+    for row in rows:
+        if row.batch_id not in validated:
+            batches.setdefault(row.batch_id, []).append(row)
+    return run_suite(workload, batches)
+
+
+def _eval_split(
+    candidates: list[CurationRow], state: CurationState, workload: WorkloadConfig, report: CurationReport
+) -> list[SnapshotRow]:
+    """Carry the previous eval split over (rows still eligible), or carve a new stratified one."""
+    config = workload.curation
+    by_interaction = {row.interaction_id: row for row in candidates}
+    carried = [r for r in state.eval_rows or [] if r.example.interaction_id in by_interaction]
+    if carried:  # an empty eval (a first run that kept nothing) is not worth keeping fixed
+        for stored in carried:
+            by_interaction[stored.example.interaction_id].split = "eval"
+        report.eval_dropped = len(state.eval_rows or []) - len(carried)
+        report.eval_snapshot_id = state.eval_snapshot_id
+        return carried
+    items = [
+        SplitItem(row.interaction_id, row.slice or UNKNOWN, row.dup_group or row.interaction_id)
+        for row in candidates
+    ]
+    picked = stratified_pick(
+        items, config.eval_fraction, seed=config.seed, max_items=config.max_eval_examples
+    )
+    chosen = []
+    for row in candidates:
+        if row.interaction_id in picked:
+            row.split = "eval"
+            chosen.append(_snapshot_row(row, workload.id))
+    return chosen
+
+
+def _split_pool(
+    pool: list[CurationRow], workload: WorkloadConfig, report: CurationReport
+) -> list[dict[str, Any]]:
+    """Cap the training pool, split what is left into train/val; returns the slice_stats rows."""
+    config = workload.curation
+    before, after = cap_pool(pool, workload)
+    kept = [row for row in pool if row.kept]
+    items = [
+        SplitItem(row.interaction_id, row.slice or UNKNOWN, row.dup_group or row.interaction_id)
+        for row in kept
+    ]
+    splits = assign_train_val(items, config.val_fraction, seed=config.seed)
+    for row in kept:
+        row.split = splits[row.interaction_id]
+    kind = SLICE_KIND[workload.task]
+    report.slices = distribution_report(kind, before["slice"], after["slice"], config.min_slice_count)
+    report.clients = distribution_report("client", before["client"], after["client"], None)
+    return slice_stat_rows(before, after, workload)
+
+
+def _snapshot_row(row: CurationRow, workload_id: str) -> SnapshotRow:
+    target = {
+        key: row.target[key] for key in ("role", "content", "tool_calls") if row.target and key in row.target
+    }
+    example = Example(
+        example_id=row.interaction_id,
+        workload_id=workload_id,
+        messages=row.messages,
+        target=target,
+        label=row.label,
+        gold=row.gold,
+        slice=row.slice,
+        split=row.split,
+        tools=row.request.get("tools"),
+        response_format=row.request.get("response_format"),
+        interaction_id=row.interaction_id,
+    )
+    return SnapshotRow(example, row.client_id, row.dup_group)
+
+
+def _summarize(
+    report: CurationReport,
+    rows: list[CurationRow],
+    snapshot_rows: list[SnapshotRow],
+    template: PromptTemplate | None,
+    quality: list[Any],
+    state: CurationState,
+    topic_terms: dict[str, list[str]],
+) -> None:
+    report.n_in = len(rows)
+    report.rejected = dict(Counter(row.reason for row in rows if row.reason).most_common())
+    report.splits = {
+        split: sum(1 for r in snapshot_rows if r.example.split == split) for split in ("train", "val", "eval")
+    }
+    report.pii = dict(sum((row.pii for row in rows), Counter()))
+    kept = [row for row in rows if row.kept]
+    report.pii_out = dict(sum((row.pii for row in kept), Counter()))
+    before = sum(row.tokens_before for row in kept) / len(kept) if kept else 0.0
+    after = sum(row.tokens_after for row in kept) / len(kept) if kept else 0.0
+    report.tokens_per_example = {"before": round(before, 1), "after": round(after, 1),
+                                 "saved_share": round(1 - after / before, 4) if before else 0.0}  # fmt: skip
+    if template is not None:
+        report.template = {"template_id": template.template_id, "n_static_tokens": template.n_static_tokens}
+    if topic_terms:
+        report.slices["topics"] = topic_terms
+    failed = sum(1 for q in quality if q.success is False)
+    report.expectations = {
+        "batches": len({q.batch_id for q in quality}),
+        "evaluated": len(quality),
+        "failed": failed,
+    }
+    report.quarantined_at_ingest = state.quarantined
+
+
+def _snapshot_info(
+    report: CurationReport,
+    workload: WorkloadConfig,
+    state: CurationState,
+    snapshot_rows: list[SnapshotRow],
+    home: Path,
+    started: Any,
+) -> SnapshotInfo | None:
+    """Reuse an identical snapshot, or export a new one; None when the reused one needs no write."""
+    report.content_hash = content_hash(snapshot_rows)
+    report.config_hash = config_hash(workload)
+    identical = state.find_identical(report.content_hash, report.config_hash)
+    if identical is not None:
+        report.snapshot_id, report.reused_snapshot = identical.snapshot_id, True
+        report.eval_snapshot_id = identical.eval_snapshot_id
+        report.export_path = identical.export_path
+        return None
+    report.snapshot_id = state.next_snapshot_id
+    report.eval_snapshot_id = report.eval_snapshot_id or report.snapshot_id
+    export_path = None
+    if workload.curation.export:
+        from flywheel.datasets.export import export_snapshot
+
+        out_dir = home / "datasets" / workload.id / report.snapshot_id
+        export_path = str(
+            export_snapshot(snapshot_rows, out_dir, workload.curation.export, report.snapshot_id)
+        )
+    report.export_path = export_path
+    return SnapshotInfo(
+        snapshot_id=report.snapshot_id,
+        workload_id=workload.id,
+        content_hash=report.content_hash,
+        config_hash=report.config_hash,
+        eval_snapshot_id=report.eval_snapshot_id,
+        created_at=started,
+        n_train=report.splits["train"],
+        n_val=report.splits["val"],
+        n_eval=report.splits["eval"],
+        export_path=export_path,
+    )
+
+
+__all__ = ["CurationReport", "curate_workload"]
