@@ -1,0 +1,30 @@
+from pathlib import Path
+
+import pytest
+
+from flywheel.config import ConfigError, load_config
+from flywheel.demo import demo_config_path
+from flywheel.quality.config import CurationConfig
+
+
+def test_demo_config_gets_the_defaults() -> None:
+    workload = load_config(demo_config_path()).workload("support-routing")
+    assert workload.curation == CurationConfig()
+
+
+@pytest.mark.parametrize(
+    ("curation", "message"),
+    [
+        ("{max_slice_shar: 0.2}", "workloads[0].curation.max_slice_shar"),
+        ("{pii_patterns: {emp: '(unclosed'}}", "pii_patterns.emp: invalid regular expression"),
+        ("{pii_types: [email, dna]}", "unknown PII types ['dna']"),
+        ("{val_fraction: 0.5, eval_fraction: 0.45}", "must leave at least 10% for train"),
+        ("{near_dup_threshold: 1.5}", "workloads[0].curation.near_dup_threshold"),
+    ],
+)
+def test_bad_curation_settings_name_file_line_and_key(tmp_path: Path, curation: str, message: str) -> None:
+    path = tmp_path / "flywheel.yaml"
+    path.write_text(f"workloads:\n  - id: a\n    task: chat\n    curation: {curation}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert f"{path}:4" in str(info.value) and message in str(info.value)
