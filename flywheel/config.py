@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from flywheel.quality.config import CurationConfig
+from flywheel.serve.settings import ServeConfig
 
 TaskType = Literal["classification", "extraction", "tool_call", "chat"]
 SourceFormat = Literal["auto", "openai", "openai_batch", "nvidia", "langfuse", "csv", "parquet", "spool"]
@@ -154,6 +155,7 @@ class FlywheelConfig(Strict):
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
     prices: dict[str, dict[str, float]] = Field(default_factory=dict, description="$/1M overrides")
     workloads: list[WorkloadConfig] = Field(default_factory=list)
+    serve: ServeConfig | None = Field(None, description="`flywheel serve` settings (defaults when absent)")
     source_file: str | None = Field(None, exclude=True)
 
     @model_validator(mode="after")

@@ -80,11 +80,9 @@ def test_ingest_from_config_sources(tmp_path: Path) -> None:
     assert (payload["read"], payload["ingested"], payload["duplicates"]) == (7, 6, 1)
 
 
-def test_demo_ingests_every_demo_workload(tmp_path: Path) -> None:
-    code, payload = _json(["--home", str(tmp_path / "h"), "demo", "--size", "120"])
-    assert code == 0
-    assert len(payload["workloads"]) >= 3
-    ingest = payload["ingest"]
-    assert ingest["read"] == ingest["ingested"] + ingest["duplicates"] + ingest["quarantined"]
-    assert ingest["quarantined"] > 0 and ingest["duplicates"] > 0
-    assert Path(payload["home"], "warehouse.duckdb").exists()
+def test_run_names_an_unknown_workload(tmp_path: Path) -> None:
+    config = tmp_path / "flywheel.yaml"
+    config.write_text("workloads: [{id: a, task: chat}]\n")
+    code, payload = _json(["--config", str(config), "--home", str(tmp_path), "run", "-w", "b"])
+    assert code == 2
+    assert "unknown workload 'b'" in payload["error"] and "configured: a" in payload["error"]

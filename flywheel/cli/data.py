@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import time
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -183,50 +181,3 @@ def demo_data(
         {"out": str(out_dir), "files": files, "seed": seed, "size": size},
         lambda: out.print(f"wrote demo traffic for {', '.join(files)} to {out_dir}"),
     )
-
-
-@app.command()
-def demo(
-    ctx: typer.Context,
-    seed: int = typer.Option(7, "--seed"),
-    size: int = typer.Option(1500, "--size", help="Clean records per workload"),
-    fresh: bool = typer.Option(False, "--fresh", help="Start from an empty FLYWHEEL_HOME"),
-    as_json: bool = JsonOpt,
-) -> None:
-    """Generate demo traffic, ingest it and show what landed (the embedded default, no setup)."""
-    from flywheel.demo import demo_config_path, generate_demo_traffic
-
-    cli = state(ctx)
-    cli.config_path, cli._config = demo_config_path(), None
-    started = time.monotonic()
-    if fresh and cli.home.exists():
-        shutil.rmtree(cli.home)
-    data_dir = cli.home / "demo-data"
-    manifest = generate_demo_traffic(data_dir, seed=seed, size=size)
-    with guarded(as_json):
-        warehouse, prices = cli.warehouse(), cli.prices()
-        report = IngestReport()
-        with progress_bar("ingesting demo traffic") as advance:
-            for workload_id in manifest.workloads:
-                part = ingest_paths(
-                    warehouse,
-                    [data_dir / f"{workload_id}.jsonl"],
-                    workload_id=workload_id,
-                    price_fn=prices.cost,
-                    progress=advance,
-                )
-                report.files.extend(part.files)
-        result = workload_stats(warehouse)
-    payload = {
-        "seconds": round(time.monotonic() - started, 2),
-        "home": str(cli.home),
-        "ingest": report.as_dict(),
-        "workloads": result["workloads"],
-    }
-
-    def render() -> None:
-        _render_ingest(report)
-        _render_stats(result)
-        out.print(f"\nwarehouse: {warehouse.path}\nnext: `flywheel --home {cli.home} stats`")
-
-    emit(as_json, payload, render)

@@ -1,0 +1,126 @@
+"""Plotly figures of view rows. Each function draws the rows it is given and computes nothing new."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+
+LAYOUT = {"margin": {"l": 10, "r": 10, "t": 40, "b": 10}, "legend_title_text": ""}
+
+
+def _styled(figure: go.Figure, title: str) -> go.Figure:
+    figure.update_layout(title=title, **LAYOUT)
+    return figure
+
+
+def teacher_vs_actual(summary: pd.DataFrame) -> go.Figure:
+    """Per workload: what the teacher would have cost vs what was paid (v_savings_summary)."""
+    long = summary.melt(
+        id_vars="workload_id", value_vars=["teacher_usd", "actual_usd"], var_name="cost", value_name="usd"
+    )
+    long["cost"] = long["cost"].map({"teacher_usd": "all on teacher", "actual_usd": "actual"})
+    figure = px.bar(long, x="workload_id", y="usd", color="cost", barmode="group", labels={"usd": "USD"})
+    return _styled(figure, "Teacher cost vs actual cost to date")
+
+
+def cumulative_saved(daily: pd.DataFrame) -> go.Figure:
+    """Running net savings per workload (v_savings_daily.cum_saved_usd)."""
+    figure = px.line(
+        daily, x="day", y="cum_saved_usd", color="workload_id", markers=True, labels={"cum_saved_usd": "USD"}
+    )
+    figure.add_hline(y=0, line_dash="dot", line_color="grey")
+    return _styled(figure, "Cumulative savings (net of flywheel spend)")
+
+
+def break_even(daily: pd.DataFrame, break_even_day: object | None, workload: str) -> go.Figure:
+    """One workload: cumulative serving savings vs cumulative flywheel investment."""
+    figure = go.Figure()
+    figure.add_scatter(x=daily["day"], y=daily["cum_serving_saved_usd"], name="serving savings", mode="lines")
+    figure.add_scatter(x=daily["day"], y=daily["cum_flywheel_usd"], name="flywheel investment", mode="lines")
+    if break_even_day is not None and not pd.isna(break_even_day):
+        day = pd.Timestamp(break_even_day)
+        figure.add_shape(type="line", x0=day, x1=day, y0=0, y1=1, yref="paper", line_dash="dash")
+        figure.add_annotation(x=day, y=1, yref="paper", text="break-even", showarrow=False, yanchor="bottom")
+    figure.update_yaxes(title_text="USD, cumulative")
+    return _styled(figure, f"Break-even: {workload}")
+
+
+def ledger_by_kind(ledger: pd.DataFrame) -> go.Figure:
+    """Flywheel spend per day and kind (v_cost_ledger_daily)."""
+    figure = px.bar(ledger, x="day", y="usd", color="kind", labels={"usd": "USD"})
+    return _styled(figure, "Cost ledger by kind")
+
+
+def quality(rows: pd.DataFrame, metric: str) -> go.Figure:
+    """Score per model version with its bootstrap interval (v_model_quality, one metric)."""
+    chosen = rows[rows["metric"] == metric]
+    figure = go.Figure(
+        go.Bar(
+            x=chosen["model_id"],
+            y=chosen["value"],
+            error_y={
+                "type": "data",
+                "symmetric": False,
+                "array": chosen["ci_high"] - chosen["value"],
+                "arrayminus": chosen["value"] - chosen["ci_low"],
+            },
+            marker_color=["#888" if teacher else "#1f77b4" for teacher in chosen["is_teacher"]],
+        )
+    )
+    figure.update_yaxes(title_text=metric)
+    return _styled(figure, f"{metric} by model version (95% CI; grey = teacher)")
+
+
+def slices(rows: pd.DataFrame) -> go.Figure:
+    """Share of each slice in the training pool before and after curation (v_slices)."""
+    long = rows.melt(
+        id_vars=["slice_kind", "slice"], value_vars=["share_before", "share_after"], var_name="when"
+    )
+    long["when"] = long["when"].map({"share_before": "before", "share_after": "after"})
+    figure = px.bar(
+        long, x="slice", y="value", color="when", barmode="group", facet_row="slice_kind",
+        labels={"value": "share"},
+    )  # fmt: skip
+    return _styled(figure, "Slice distribution before / after curation")
+
+
+def funnel(rows: pd.DataFrame) -> go.Figure:
+    """Rows surviving each stage (v_funnel)."""
+    figure = go.Figure(go.Funnel(y=rows["stage"], x=rows["rows"], textinfo="value+percent initial"))
+    return _styled(figure, "Data funnel")
+
+
+def fallback_rate(rows: pd.DataFrame) -> go.Figure:
+    figure = px.line(
+        rows, x="day", y="fallback_rate", markers=True, labels={"fallback_rate": "fallback rate"}
+    )
+    figure.update_yaxes(tickformat=".0%", rangemode="tozero")
+    return _styled(figure, "Fallback to the teacher, per day")
+
+
+def fallback_reasons(rows: pd.DataFrame) -> go.Figure:
+    figure = px.bar(rows, x="fallback_reason", y="requests", labels={"fallback_reason": "reason"})
+    return _styled(figure, "Fallback reasons")
+
+
+def latency(rows: pd.DataFrame) -> go.Figure:
+    """p50 and p95 latency per day and server (v_latency_daily)."""
+    long = rows.melt(id_vars=["day", "served_by"], value_vars=["p50_ms", "p95_ms"], var_name="quantile")
+    long["series"] = long["served_by"] + " " + long["quantile"].str.removesuffix("_ms")
+    figure = px.line(long, x="day", y="value", color="series", markers=True, labels={"value": "ms"})
+    return _styled(figure, "Latency")
+
+
+def run_durations(runs: pd.DataFrame) -> go.Figure:
+    """Duration of each finished run, coloured by status (v_runs)."""
+    finished = runs.dropna(subset=["duration_s"])
+    figure = px.bar(
+        finished,
+        x="started_at",
+        y="duration_s",
+        color="status",
+        hover_data=["run_id", "flow", "workload_id"],
+        labels={"duration_s": "seconds"},
+    )
+    return _styled(figure, "Run durations")

@@ -1,0 +1,1 @@
+"""Dashboard pages, run by st.navigation in dashboards/app.py (not imported)."""

@@ -1,0 +1,66 @@
+"""Presentation helpers shared by the pages: number formats, empty states, charts and tables."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from dashboards.data import ViewData
+
+
+def missing(value: Any) -> bool:
+    """None, NaN, NaT or NA: what a NULL in a view becomes in a DataFrame."""
+    return value is None or (not isinstance(value, list | tuple | dict) and bool(pd.isna(value)))
+
+
+def usd(value: Any) -> str:
+    return "-" if missing(value) else f"${float(value):,.2f}"
+
+
+def pct(value: Any) -> str:
+    return "-" if missing(value) else f"{float(value):.1%}"
+
+
+def rows(view: ViewData, empty: str) -> pd.DataFrame | None:
+    """The view's rows, or None after telling the reader what to run to get some."""
+    if view.problem:
+        st.info(view.problem)
+        return None
+    if view.frame.empty:
+        st.info(empty)
+        return None
+    if view.stale:
+        st.caption("The warehouse is busy (a flow is writing): showing the last rows read.")
+    return view.frame
+
+
+def chart(figure: go.Figure, key: str) -> None:
+    st.plotly_chart(figure, width="stretch", key=key)
+
+
+def column_formats(columns: list[str]) -> dict[str, Any]:
+    """Money, ratios and days formatted by their column-name suffix (the views' naming convention)."""
+    formats: dict[str, Any] = {}
+    for name in columns:
+        if name.endswith("_usd"):
+            formats[name] = st.column_config.NumberColumn(name, format="dollar")
+        elif name in ("saved_per_request", "student_usd_per_1k"):  # fractions of a cent matter here
+            formats[name] = st.column_config.NumberColumn(name, format="$%.6f")
+        elif name.endswith(("_pct", "_share", "_rate")):
+            formats[name] = st.column_config.NumberColumn(name, format="percent")
+        elif name == "day" or name.endswith("_day"):
+            formats[name] = st.column_config.DateColumn(name, format="YYYY-MM-DD")
+    return formats
+
+
+def table(frame: pd.DataFrame, columns: list[str] | None = None, **config: Any) -> None:
+    shown = frame[columns] if columns else frame
+    formats = column_formats(list(shown.columns)) | config
+    st.dataframe(shown, hide_index=True, width="stretch", column_config=formats or None)
+
+
+def day_text(value: Any) -> str:
+    return "-" if missing(value) else str(pd.Timestamp(value).date())

@@ -1,0 +1,256 @@
+"""Evaluation and registry commands: evaluate, models, promote, rollback."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from flywheel.cli.app import CliState, JsonOpt, app, emit, err, fail, guarded, out, progress_bar, state
+from flywheel.config import ConfigError
+from flywheel.registry import ModelRecord, Registry, RegistryError
+
+REFERENCES = ("auto", "gold", "teacher")
+
+
+def _registry(cli: CliState) -> Registry:
+    return Registry(cli.warehouse(), cli.home)
+
+
+@app.command()
+def evaluate(
+    ctx: typer.Context,
+    workload: str = typer.Option(..., "--workload", "-w", help="Workload id"),
+    model: list[str] = typer.Option(
+        None, "--model", "-m", help="Evaluate these model ids (default: candidates)"
+    ),
+    hardware: str = typer.Option("cpu-2core", "--hardware", help="Cost profile of the student's machine"),
+    usd_per_hour: float | None = typer.Option(None, "--usd-per-hour", help="Overrides --hardware's $/h"),
+    reference: str = typer.Option("auto", "--reference", help="auto | gold | teacher"),
+    resamples: int = typer.Option(1000, "--resamples", min=100, help="Bootstrap resamples"),
+    seed: int = typer.Option(0, "--seed", help="Bootstrap seed"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Score and decide, but change no stage"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Score candidates, the champion and the teacher on the eval split; promote or keep the champion."""
+    if reference not in REFERENCES:
+        fail(as_json, f"--reference must be one of {', '.join(REFERENCES)}, got {reference!r}", code=2)
+    cli = state(ctx)
+    with guarded(as_json):
+        try:
+            report = _run_evaluation(
+                cli, workload, model, hardware, usd_per_hour, reference, resamples, seed, dry_run
+            )
+        except ConfigError:
+            raise  # guarded() reports it with exit code 2
+        except ModuleNotFoundError as exc:
+            fail(as_json, f"evaluation needs a stage that is not installed: {exc}")
+        except (RegistryError, ValueError) as exc:
+            fail(as_json, str(exc))
+    payload = report.as_dict()
+    emit(as_json, payload, lambda: _render_evaluation(payload))
+
+
+def _run_evaluation(
+    cli: CliState,
+    workload_id: str,
+    model_ids: list[str] | None,
+    hardware: str,
+    usd_per_hour: float | None,
+    reference: str,
+    resamples: int,
+    seed: int,
+    dry_run: bool,
+) -> Any:
+    from flywheel.datasets import load_examples
+    from flywheel.evaluate.hardware import hardware_usd_per_hour
+    from flywheel.evaluate.runner import ReplayPredictor
+    from flywheel.evaluate.store import teacher_usage
+    from flywheel.evaluate.workflow import evaluate_workload
+
+    config = cli.require_config()
+    workload = config.workload(workload_id)
+    registry = _registry(cli)
+    warehouse = registry.warehouse
+    examples = load_examples(warehouse, workload_id, splits=("eval",))
+    records = (
+        [registry.get(m) for m in model_ids] if model_ids else registry.list_models(workload_id, "candidate")
+    )
+    current = registry.champion(workload_id)
+    foreign = [r.model_id for r in records if r.workload_id != workload_id]
+    if foreign:
+        raise RegistryError(f"not models of workload {workload_id!r}: {', '.join(foreign)}")
+    candidates = {r.model_id: _load_student(registry, r) for r in records}
+    champion = (current.model_id, _load_student(registry, current)) if current else None
+    teacher = ReplayPredictor(
+        model=config.teacher_for(workload_id).model,
+        usage=teacher_usage(warehouse, [e.interaction_id for e in examples if e.interaction_id]),
+    )
+    snapshots = {r.snapshot_id for r in records if r.snapshot_id}
+    rate = usd_per_hour if usd_per_hour is not None else hardware_usd_per_hour(hardware)
+    total = len(examples) * (len(candidates) + (1 if champion else 0) + 1)
+    with progress_bar("evaluating", total=total) as advance:
+        return evaluate_workload(
+            registry,
+            workload,
+            examples,
+            candidates=candidates,
+            teacher=teacher,
+            champion=champion,
+            prices=cli.prices(),
+            hardware_usd_per_hour=rate,
+            snapshot_id=snapshots.pop() if len(snapshots) == 1 else None,
+            reference=reference,
+            apply=not dry_run,
+            n_resamples=resamples,
+            seed=seed,
+            progress=advance,
+        )
+
+
+def _load_student(registry: Registry, record: ModelRecord) -> Any:
+    from flywheel.train.student import load_student
+
+    return load_student(registry.artifact_dir(record))
+
+
+def _render_evaluation(payload: dict[str, Any]) -> None:
+    table = Table(title=f"evaluation {payload['run_id']} ({payload['reference']}, n={payload['n_examples']})")
+    for column in ("model", payload["primary_metric"], "95% CI", "format", "latency ms", "tok/s", "$/1k"):
+        table.add_column(column)
+    validity = {
+        (r["model"]): r["value"]
+        for r in payload["results"]
+        if r["metric"] == "format_validity" and r["value"] is not None
+    }
+    for m in payload["models"]:
+        table.add_row(
+            m["model"],
+            _num(m["value"]),
+            f"{_num(m['ci_low'])} - {_num(m['ci_high'])}",
+            _num(validity.get(m["model"])),
+            f"{m['latency_ms_mean']:.1f}",
+            _num(m["tokens_per_second"], 0),
+            "-" if m["cost_per_1k"] is None else f"{m['cost_per_1k']:.3g}",
+        )
+    out.print(table)
+    for check in payload["checks"]:
+        mark = "[green]pass[/]" if check["passed"] else f"[red]{check['code']}[/]"
+        out.print(f"  {check['model']}: {check['check']}: {mark}  {check['detail']}", highlight=False)
+    colour = "green" if payload["decision"] == "promote" else "yellow"
+    champion = payload["champion"] or "none (teacher serves)"
+    out.print(
+        f"[bold {colour}]{payload['decision']}[/]: champion {champion}; "
+        f"reasons: {', '.join(payload['reasons'])}"
+        + (" (dry run: nothing changed)" if not payload["applied"] else ""),
+        highlight=False,
+    )
+
+
+def _num(value: float | None, digits: int = 4) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+@app.command()
+def models(
+    ctx: typer.Context,
+    workload: str | None = typer.Option(None, "--workload", "-w", help="Only this workload"),
+    stage: str | None = typer.Option(None, "--stage", help="candidate | champion | retired"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """List registered models with their stage, lineage and latest evaluation."""
+    with guarded(as_json):
+        try:
+            records = _registry(state(ctx)).list_models(workload, stage)
+        except RegistryError as exc:
+            fail(as_json, str(exc), code=2)
+    rows = [_model_row(r) for r in records]
+    emit(as_json, {"models": rows}, lambda: _render_models(rows))
+
+
+def _model_row(record: ModelRecord) -> dict[str, Any]:
+    row = record.as_dict()
+    evaluation = (record.metrics or {}).get("evaluation") if isinstance(record.metrics, dict) else None
+    row["evaluation"] = evaluation
+    return row
+
+
+def _render_models(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        out.print("no models yet: train candidates first")
+        return
+    table = Table(title="models")
+    for column in ("model", "stage", "kind", "params", "snapshot", "created", "eval run", "gate"):
+        table.add_column(column)
+    for row in rows:
+        evaluation = row["evaluation"] or {}
+        table.add_row(
+            row["model_id"],
+            row["stage"],
+            row["kind"],
+            f"{row['params']:,}" if row["params"] else "-",
+            row["snapshot_id"] or "-",
+            str(row["created_at"])[:19],
+            evaluation.get("run_id", "-"),
+            ", ".join(evaluation.get("gate", [])) or "-",
+        )
+    out.print(table)
+
+
+@app.command()
+def promote(
+    ctx: typer.Context,
+    model_id: str = typer.Argument(..., help="The model to make its workload's champion"),
+    reason: str = typer.Option(..., "--reason", help="Why (stored with the promotion)"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Make a model its workload's champion by hand (the previous champion is retired)."""
+    registry = _registry(state(ctx))
+    with guarded(as_json):
+        try:
+            promotion = registry.promote(model_id, reason, action="manual")
+        except RegistryError as exc:
+            fail(as_json, str(exc))
+    _emit_promotion(as_json, registry, promotion)
+
+
+@app.command()
+def rollback(
+    ctx: typer.Context,
+    workload: str = typer.Option(..., "--workload", "-w", help="Workload id"),
+    reason: str = typer.Option("manual rollback", "--reason", help="Why (stored with the rollback)"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Restore the workload's previous champion."""
+    registry = _registry(state(ctx))
+    with guarded(as_json):
+        try:
+            promotion = registry.rollback(workload, reason)
+        except RegistryError as exc:
+            fail(as_json, str(exc))
+    _emit_promotion(as_json, registry, promotion)
+
+
+def _emit_promotion(as_json: bool, registry: Registry, promotion: Any) -> None:
+    payload = {
+        "action": promotion.action,
+        "workload": promotion.workload_id,
+        "champion": promotion.model_id,
+        "previous_champion": promotion.previous_model_id,
+        "reason": promotion.reason,
+        "promotion_id": promotion.promotion_id,
+        "at": promotion.at,
+        "manifest": str(registry.manifest_path),
+    }
+    emit(
+        as_json,
+        payload,
+        lambda: out.print(
+            f"{promotion.workload_id}: champion is now {promotion.model_id} "
+            f"(was {promotion.previous_model_id or 'none'}); manifest {registry.manifest_path}",
+            highlight=False,
+        ),
+    )
+    if not as_json:
+        err.print(f"reason: {promotion.reason}", highlight=False)

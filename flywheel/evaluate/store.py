@@ -1,0 +1,156 @@
+"""Warehouse rows for evaluation: every estimate, the run with its decision, and logged teacher usage."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+import duckdb
+import orjson
+
+from flywheel.evaluate.gate import GateDecision
+from flywheel.evaluate.runner import EvaluationResult, Usage
+from flywheel.store.db import Warehouse
+
+EVALUATION_COLUMNS = (
+    "eval_id",
+    "run_id",
+    "model_id",
+    "workload_id",
+    "snapshot_id",
+    "metric",
+    "slice",
+    "value",
+    "ci_low",
+    "ci_high",
+    "n",
+    "reference",
+    '"at"',
+)
+
+
+def eval_id(run_id: str, model_id: str, metric: str, slice_name: str | None) -> str:
+    key = "\x00".join([run_id, model_id, metric, slice_name if slice_name is not None else "\x01"])
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def run_payload(result: EvaluationResult, decision: GateDecision) -> dict[str, Any]:
+    """What eval_runs.results holds: model summaries, every gate check and the overall estimates."""
+    return {
+        "reference": result.reference,
+        "primary_metric": decision.primary_metric,
+        "n_examples": result.n_examples,
+        "skipped": result.skipped,
+        "slice_counts": result.slice_counts,
+        "n_resamples": result.n_resamples,
+        "seed": result.seed,
+        "models": [m.summary() for m in result.models.values()],
+        "checks": decision.as_dict()["checks"],
+        "results": result.rows(),
+    }
+
+
+def save_evaluation(
+    warehouse: Warehouse,
+    *,
+    run_id: str,
+    result: EvaluationResult,
+    decision: GateDecision,
+    snapshot_id: str | None,
+    started_at: datetime,
+    finished_at: datetime,
+) -> int:
+    """Insert the run and all its estimates in one transaction; returns the estimate rows written."""
+    rows = [
+        (
+            eval_id(run_id, model, item.metric, item.slice),
+            run_id,
+            model,
+            result.workload_id,
+            snapshot_id,
+            item.metric,
+            item.slice,
+            item.value,
+            item.ci_low,
+            item.ci_high,
+            item.n,
+            result.reference,
+            finished_at,
+        )
+        for model, scored in result.models.items()
+        for item in scored.estimates
+    ]
+    run_row = [
+        run_id,
+        result.workload_id,
+        snapshot_id,
+        started_at,
+        finished_at,
+        decision.decision,
+        decision.winner,
+        orjson.dumps(decision.reasons).decode(),
+        orjson.dumps(run_payload(result, decision), default=str).decode(),
+    ]
+
+    def write(con: duckdb.DuckDBPyConnection) -> int:
+        con.execute("INSERT INTO eval_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", run_row)
+        if rows:
+            placeholders = ", ".join("?" * len(EVALUATION_COLUMNS))
+            con.executemany(
+                f"INSERT INTO evaluations ({', '.join(EVALUATION_COLUMNS)}) VALUES ({placeholders})", rows
+            )
+        return len(rows)
+
+    return warehouse.write(write)
+
+
+def teacher_usage(warehouse: Warehouse, interaction_ids: Iterable[str]) -> dict[str, Usage]:
+    """Logged tokens and latency of the interactions behind eval examples, for replay costing."""
+    ids = sorted({i for i in interaction_ids if i})
+    if not ids or not warehouse.path.exists():
+        return {}
+
+    def read(con: duckdb.DuckDBPyConnection) -> list[tuple[Any, ...]]:
+        return con.execute(
+            "SELECT id, any_value(prompt_tokens), any_value(completion_tokens), any_value(latency_ms) "
+            "FROM interactions WHERE list_contains(?, id) GROUP BY id",
+            [ids],
+        ).fetchall()
+
+    return {
+        row[0]: Usage(int(row[1]), int(row[2]), float(row[3] or 0.0))
+        for row in warehouse.read(read)
+        if row[1] is not None and row[2] is not None
+    }
+
+
+def eval_runs(warehouse: Warehouse, workload_id: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+    """The latest evaluation runs, newest first, with reasons decoded."""
+    if not warehouse.path.exists():
+        return []
+    warehouse.ensure_schema()
+    sql = (
+        "SELECT run_id, workload_id, snapshot_id, started_at, finished_at, decision, winner, reasons "
+        "FROM eval_runs"
+    )
+    params: list[Any] = []
+    if workload_id is not None:
+        sql += " WHERE workload_id = ?"
+        params.append(workload_id)
+    params.append(limit)
+    rows = warehouse.read(
+        lambda con: con.execute(sql + " ORDER BY finished_at DESC LIMIT ?", params).fetchall()
+    )
+    keys = (
+        "run_id",
+        "workload_id",
+        "snapshot_id",
+        "started_at",
+        "finished_at",
+        "decision",
+        "winner",
+        "reasons",
+    )
+    return [{**dict(zip(keys, row, strict=True)), "reasons": orjson.loads(row[7])} for row in rows]

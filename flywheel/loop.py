@@ -1,0 +1,301 @@
+"""One turn of the flywheel for one workload, as plain library functions.
+
+Each stage reads what the previous one stored in the warehouse (table names and ids pass between
+them, never data frames), is idempotent, and returns a JSON-able summary. Prefect flows wrap each
+stage in one task; `flywheel run` and `flywheel demo` call the flows. A stage whose inputs did not
+change does no work: curation reuses an identical snapshot, training skips candidates already
+trained on it, evaluation skips when there is nothing new to judge.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from flywheel.config import FlywheelConfig, WorkloadConfig, load_config
+from flywheel.pricing import PriceCatalog
+from flywheel.records import utcnow
+from flywheel.store.db import Warehouse
+
+Progress = Callable[[int], None] | None
+
+
+@dataclass
+class Loop:
+    """Everything a stage needs: config, home, a warehouse handle and prices. Built once per run."""
+
+    config: FlywheelConfig
+    home: Path
+    warehouse: Warehouse
+    prices: PriceCatalog
+
+    @classmethod
+    def open(cls, config_path: str | Path, home: str | Path | None = None) -> Loop:
+        config = load_config(config_path)
+        home_dir = config.home_dir(home)
+        warehouse = Warehouse(config.warehouse_path(home_dir))
+        return cls(config, home_dir, warehouse, PriceCatalog.load(config.prices))
+
+    def workload(self, workload_id: str) -> WorkloadConfig:
+        return self.config.workload(workload_id)
+
+    def source_base(self) -> Path:
+        return Path(self.config.source_file).parent if self.config.source_file else Path.cwd()
+
+
+def ingest_stage(loop: Loop, workload_id: str, progress: Progress = None) -> dict[str, Any]:
+    """Every configured source of the workload, plus what `flywheel serve` captured for it."""
+    from flywheel.ingest import IngestReport, ingest_paths
+
+    workload = loop.workload(workload_id)
+    report = IngestReport()
+    for source in workload.sources:
+        path = Path(source.path).expanduser()
+        pattern = path if path.is_absolute() else loop.source_base() / path
+        mapping = source.mapping.model_dump() if source.mapping else None
+        part = ingest_paths(
+            loop.warehouse,
+            [pattern],
+            workload_id=workload_id,
+            fmt=source.format,
+            mapping=mapping,
+            price_fn=loop.prices.cost,
+            progress=progress,
+        )
+        report.files.extend(part.files)
+    spool = _spool_files(loop)
+    if spool:
+        part = ingest_paths(loop.warehouse, spool, workload_id=None, fmt="spool", price_fn=loop.prices.cost)
+        report.files.extend(part.files)
+    return report.as_dict() | {"workload_id": workload_id}
+
+
+def _spool_files(loop: Loop) -> list[Path]:
+    """What `flywheel serve` captured (hidden files, like its write-ahead log, are not traffic)."""
+    from flywheel.serve.settings import ServeConfig, spool_dir
+
+    directory = spool_dir(loop.config.serve or ServeConfig(), loop.home)
+    if not directory.is_dir():
+        return []
+    return sorted(p for p in directory.glob("*.jsonl*") if not p.name.startswith("."))
+
+
+def curate_stage(loop: Loop, workload_id: str, refresh_eval: bool = False) -> dict[str, Any]:
+    from flywheel.curate import curate_workload
+
+    report = curate_workload(
+        loop.warehouse, loop.workload(workload_id), home=loop.home, refresh_eval=refresh_eval
+    )
+    return report.as_dict()
+
+
+def label_stage(
+    loop: Loop,
+    workload_id: str,
+    mode: str = "replay",
+    max_usd: float | None = None,
+    progress: Progress = None,
+) -> dict[str, Any]:
+    """Label the latest snapshot; replay costs nothing, relabel/synthesize need a live teacher."""
+    from flywheel.datasets import latest_snapshot_id, load_examples
+    from flywheel.teacher import label_examples, make_client
+
+    workload = loop.workload(workload_id)
+    snapshot_id = latest_snapshot_id(loop.warehouse, workload_id)
+    examples = load_examples(loop.warehouse, workload_id, snapshot_id, splits=("train", "val"))
+    client = None if mode == "replay" else make_client(loop.config.teacher_for(workload_id))
+    report = label_examples(
+        examples,
+        workload,
+        mode,  # type: ignore[arg-type]
+        client=client,
+        warehouse=loop.warehouse,
+        prices=loop.prices,
+        max_usd=max_usd if max_usd is not None else loop.config.teacher_for(workload_id).max_usd,
+        progress=progress,
+        snapshot_id=snapshot_id,
+    )
+    return report.as_dict() | {"snapshot_id": snapshot_id}
+
+
+def train_stage(
+    loop: Loop, workload_id: str, candidates: list[str] | None = None, force: bool = False
+) -> dict[str, Any]:
+    """Train the candidates not yet trained on the latest snapshot (all of them with `force`)."""
+    from flywheel.train import train_workload
+    from flywheel.train.data import load_training_data
+
+    workload = loop.workload(workload_id)
+    data = load_training_data(loop.warehouse, workload_id)
+    wanted = candidates or [s.name for s in workload.students] or ["scratch-tiny"]
+    done = set() if force else _trained_on(loop.warehouse, workload_id, data.snapshot_id)
+    todo = [name for name in wanted if name not in done]
+    started = time.monotonic()
+    trained = []
+    if todo and data.train:
+        trained = train_workload(
+            workload,
+            data.train,
+            data.val,
+            out_dir=loop.home / "models",
+            snapshot_id=data.snapshot_id,
+            warehouse=loop.warehouse,
+            candidates=todo if workload.students else None,
+            teacher_logprobs=data.teacher_logprobs,
+            teacher=data.teacher,
+        )
+    models = [model.as_dict() for item in trained for model in item.flatten()]
+    return {
+        "snapshot_id": data.snapshot_id,
+        "trained": [m["model_id"] for m in models],
+        "skipped": sorted(set(wanted) - set(todo)),
+        "candidates": models,
+        "seconds": round(time.monotonic() - started, 2),
+    }
+
+
+def _trained_on(warehouse: Warehouse, workload_id: str, snapshot_id: str | None) -> set[str]:
+    if snapshot_id is None:
+        return set()
+    rows = warehouse.read(
+        lambda con: con.execute(
+            "SELECT DISTINCT name FROM models WHERE workload_id = ? AND snapshot_id = ?",
+            [workload_id, snapshot_id],
+        ).fetchall()
+    )
+    return {name for (name,) in rows}
+
+
+def evaluate_stage(
+    loop: Loop,
+    workload_id: str,
+    model_ids: list[str] | None = None,
+    *,
+    hardware: str = "cpu-2core",
+    usd_per_hour: float | None = None,
+    reference: str = "auto",
+    resamples: int = 1000,
+    seed: int = 0,
+    dry_run: bool = False,
+    progress: Progress = None,
+) -> Any:
+    """Score candidates, the champion and the teacher on the frozen eval split, then gate.
+
+    Returns the EvaluationReport, or None when there is no candidate to judge (nothing new was
+    trained since the last decision), which keeps a re-run with no new data cheap.
+    """
+    from flywheel.datasets import load_examples
+    from flywheel.evaluate.hardware import hardware_usd_per_hour
+    from flywheel.evaluate.runner import ReplayPredictor
+    from flywheel.evaluate.store import teacher_usage
+    from flywheel.evaluate.workflow import evaluate_workload
+    from flywheel.registry import Registry, RegistryError
+    from flywheel.train.student import load_student
+
+    workload = loop.workload(workload_id)
+    registry = Registry(loop.warehouse, loop.home)
+    records = (
+        [registry.get(m) for m in model_ids] if model_ids else registry.list_models(workload_id, "candidate")
+    )
+    foreign = [r.model_id for r in records if r.workload_id != workload_id]
+    if foreign:
+        raise RegistryError(f"not models of workload {workload_id!r}: {', '.join(foreign)}")
+    if not records:
+        return None
+    examples = load_examples(loop.warehouse, workload_id, splits=("eval",))
+    current = registry.champion(workload_id)
+    candidates = {r.model_id: load_student(registry.artifact_dir(r)) for r in records}
+    champion = (current.model_id, load_student(registry.artifact_dir(current))) if current else None
+    teacher = ReplayPredictor(
+        model=loop.config.teacher_for(workload_id).model,
+        usage=teacher_usage(loop.warehouse, [e.interaction_id for e in examples if e.interaction_id]),
+    )
+    snapshots = {r.snapshot_id for r in records if r.snapshot_id}
+    return evaluate_workload(
+        registry,
+        workload,
+        examples,
+        candidates=candidates,
+        teacher=teacher,
+        champion=champion,
+        prices=loop.prices,
+        hardware_usd_per_hour=usd_per_hour if usd_per_hour is not None else hardware_usd_per_hour(hardware),
+        snapshot_id=snapshots.pop() if len(snapshots) == 1 else None,
+        reference=reference,
+        apply=not dry_run,
+        n_resamples=resamples,
+        seed=seed,
+        progress=progress,
+    )
+
+
+class WorkloadBusy(RuntimeError):
+    """Another flywheel run of the same workload holds its lock."""
+
+
+@contextmanager
+def workload_lock(home: Path, workload_id: str) -> Iterator[None]:
+    """One flywheel run per workload at a time: a second one refuses clearly instead of racing.
+
+    An OS file lock (flock) is released by the kernel when its holder dies, so a killed run never
+    leaves a stale lock behind.
+    """
+    lock_dir = home / "locks"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    handle = (lock_dir / f"{workload_id}.lock").open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as exc:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise WorkloadBusy(f"another flywheel run of {workload_id!r} is in progress ({holder})") from exc
+    try:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} since {utcnow():%Y-%m-%d %H:%M:%S} UTC")
+        handle.flush()
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+def start_run(loop: Loop, workload_id: str, flow: str, prefect_flow_run_id: str | None = None) -> str:
+    run_id = f"{flow}-{workload_id}-{utcnow():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+    loop.warehouse.write(
+        lambda con: con.execute(
+            "INSERT INTO flywheel_runs VALUES (?, ?, ?, ?, NULL, 'running', ?, NULL)",
+            [run_id, workload_id, flow, utcnow(), prefect_flow_run_id],
+        )
+    )
+    return run_id
+
+
+def finish_run(loop: Loop, run_id: str, status: str, summary: dict[str, Any]) -> None:
+    payload = orjson.dumps(summary, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+    loop.warehouse.write(
+        lambda con: con.execute(
+            "UPDATE flywheel_runs SET finished_at = ?, status = ?, summary = ? WHERE run_id = ?",
+            [utcnow(), status, payload, run_id],
+        )
+    )
+
+
+def costs_stage(loop: Loop, workload_id: str, hardware: str = "cpu-2core") -> dict[str, Any]:
+    """Refresh the pricing assumptions and return the savings ledger for the workload."""
+    from flywheel.costs import hardware_profile, record_assumptions, savings_report
+
+    teachers = {w.id: loop.config.teacher_for(w.id).model for w in loop.config.workloads}
+    profile = hardware_profile(hardware)
+    record_assumptions(loop.warehouse, loop.prices, serving=profile, teacher_models=teachers)
+    return savings_report(loop.warehouse, workload_id)

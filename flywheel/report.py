@@ -1,0 +1,103 @@
+"""The run report: one markdown page per flywheel turn (Prefect artifact, demo summary, logs)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def summarize_turn(workload_id: str, stages: dict[str, Any]) -> dict[str, Any]:
+    """The figures a person asks about first, pulled out of the stage summaries."""
+    curate = stages.get("curate") or {}
+    evaluation = stages.get("evaluate") or {}
+    costs = (stages.get("costs") or {}).get("workloads", {}).get(workload_id, {})
+    models = {m["model"]: m for m in evaluation.get("models", [])}
+    champion = evaluation.get("champion")
+    student = models.get(evaluation.get("winner") or champion or "") or _best_student(models)
+    teacher = models.get("teacher", {})
+    return {
+        "records_in": (stages.get("ingest") or {}).get("read"),
+        "curated_in": curate.get("in"),
+        "curated_out": curate.get("out"),
+        "snapshot_id": curate.get("snapshot_id"),
+        "decision": evaluation.get("decision", "skipped"),
+        "reasons": evaluation.get("reasons", ["no new candidate"]),
+        "champion": champion,
+        "metric": evaluation.get("primary_metric"),
+        "student_score": student.get("value"),
+        "student_ci": [student.get("ci_low"), student.get("ci_high")] if student else None,
+        "teacher_score": teacher.get("value"),
+        "teacher_ci": [teacher.get("ci_low"), teacher.get("ci_high")] if teacher else None,
+        "saved_pct": costs.get("saved_pct"),
+        "projected_monthly_saved_usd": costs.get("projected_monthly_saved_usd"),
+    }
+
+
+def _best_student(models: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """With no winner and no champion, the best candidate is the one worth showing."""
+    scored = [m for name, m in models.items() if name != "teacher" and m.get("value") is not None]
+    return max(scored, key=lambda m: m["value"], default={})
+
+
+def markdown_report(workload_id: str, stages: dict[str, Any], seconds: dict[str, float]) -> str:
+    summary = summarize_turn(workload_id, stages)
+    lines = [f"# Flywheel turn: {workload_id}", ""]
+    lines += _funnel(stages)
+    lines += _scores(stages.get("evaluate") or {})
+    lines += [
+        "## Decision",
+        "",
+        f"**{summary['decision']}**; champion: `{summary['champion'] or 'none (teacher serves)'}`",
+        "",
+    ]
+    lines += [f"- {reason}" for reason in summary["reasons"]] + [""]
+    lines += _costs(summary)
+    lines += ["## Wall time per stage", "", "| stage | seconds |", "| --- | ---: |"]
+    lines += [f"| {stage} | {value:.1f} |" for stage, value in seconds.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _funnel(stages: dict[str, Any]) -> list[str]:
+    ingest, curate = stages.get("ingest") or {}, stages.get("curate") or {}
+    lines = ["## Data funnel", "", "| step | records |", "| --- | ---: |"]
+    lines.append(f"| read | {ingest.get('read', 0):,} |")
+    lines.append(f"| ingested (new) | {ingest.get('ingested', 0):,} |")
+    lines.append(f"| quarantined at ingest | {ingest.get('quarantined', 0):,} |")
+    lines.append(f"| curation in | {curate.get('in', 0):,} |")
+    for reason, count in sorted((curate.get("rejected") or {}).items(), key=lambda kv: -kv[1]):
+        lines.append(f"| rejected: {reason} | {count:,} |")
+    lines.append(f"| curation out | {curate.get('out', 0):,} |")
+    splits = curate.get("splits") or {}
+    lines.append(
+        f"| train / val / eval | {' / '.join(str(splits.get(s, 0)) for s in ('train', 'val', 'eval'))} |"
+    )
+    return [*lines, ""]
+
+
+def _scores(evaluation: dict[str, Any]) -> list[str]:
+    if not evaluation.get("models"):
+        return ["## Scores", "", "No evaluation this turn (nothing new to judge).", ""]
+    metric = evaluation.get("primary_metric", "score")
+    lines = ["## Scores", "", f"| model | {metric} | 95% CI | $/1k requests |", "| --- | ---: | --- | ---: |"]
+    for model in evaluation["models"]:
+        cost = model.get("cost_per_1k")
+        lines.append(
+            f"| {model['model']} | {_num(model.get('value'))} | "
+            f"{_num(model.get('ci_low'))} - {_num(model.get('ci_high'))} | "
+            f"{'-' if cost is None else f'{cost:.4g}'} |"
+        )
+    return [*lines, ""]
+
+
+def _costs(summary: dict[str, Any]) -> list[str]:
+    saved, monthly = summary["saved_pct"], summary["projected_monthly_saved_usd"]
+    return [
+        "## Cost",
+        "",
+        f"- saved vs teacher: {'-' if saved is None else f'{saved:.1%}'}",
+        f"- projected monthly savings: {'-' if monthly is None else f'${monthly:,.2f}'}",
+        "",
+    ]
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"

@@ -1,0 +1,265 @@
+"""Which student answers each workload: the registry's champions manifest, watched and hot-swapped.
+
+The registry rewrites HOME/champions.json atomically on every promotion or rollback:
+    {"<workload_id>": {"model_id", "path", "kind", "promoted_at"}}
+The server never opens the warehouse; it polls this file's stat (mtime, size, inode) and, when it
+changed, loads each new champion in a worker thread while the old one keeps serving, then swaps the
+reference in one assignment. Requests already holding the old champion finish on it.
+
+`lookup(workload_id)` says who may answer: a loaded champion, or the reason the teacher must:
+no_champion (proxy mode), champion_missing (artifact directory gone), champion_loading (first load
+still running), champion_load_failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from flywheel.records import Predictor
+from flywheel.serve.batcher import BatchObserver, DynamicBatcher
+
+log = logging.getLogger("flywheel.serve")
+MANIFEST_NAME = "champions.json"
+TEMPLATE_FILE = "prompt_template.json"
+Loader = Callable[[Path], Predictor]
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestEntry:
+    model_id: str
+    path: Path
+    kind: str | None = None
+    promoted_at: str | None = None
+
+
+@dataclass
+class Champion:
+    """A loaded student: its predictor behind a batcher, and the prompt template it was trained on."""
+
+    workload_id: str
+    entry: ManifestEntry
+    predictor: Predictor
+    batcher: DynamicBatcher
+    template: dict[str, Any] | None = None
+
+    @property
+    def model_id(self) -> str:
+        return self.entry.model_id
+
+
+@dataclass(frozen=True, slots=True)
+class ChampionLookup:
+    champion: Champion | None
+    reason: str | None  # why the teacher must answer; None when `champion` is set
+
+
+class ChampionWatcher:
+    """Keeps `lookup()` in step with the champions manifest."""
+
+    def __init__(
+        self,
+        manifest_path: str | os.PathLike[str],
+        *,
+        loader: Loader | None = None,
+        poll_s: float = 1.0,
+        max_batch: int = 16,
+        max_wait_ms: float = 5.0,
+        on_batch: BatchObserver | None = None,
+    ) -> None:
+        self.manifest_path = Path(manifest_path)
+        self._loader = loader or default_loader
+        self.poll_s = poll_s
+        self._batching: dict[str, Any] = {
+            "max_batch": max_batch,
+            "max_wait_ms": max_wait_ms,
+            "on_batch": on_batch,
+        }
+        self._signature: tuple[int, int, int] | None = None
+        self._manifest: dict[str, ManifestEntry] = {}
+        self._champions: dict[str, Champion] = {}
+        self._problems: dict[str, str] = {}
+        self._loads: dict[str, tuple[ManifestEntry, asyncio.Task[None]]] = {}
+        self._poller: asyncio.Task[None] | None = None
+        self.swaps = 0
+
+    def set_batch_observer(self, on_batch: BatchObserver | None) -> None:
+        """Report every student batch (size, seconds) to `on_batch`, e.g. the server's metrics."""
+        self._batching["on_batch"] = on_batch
+        for champion in self._champions.values():
+            champion.batcher.on_batch = on_batch
+
+    def lookup(self, workload_id: str) -> ChampionLookup:
+        entry = self._manifest.get(workload_id)
+        if entry is None:
+            return ChampionLookup(None, "no_champion")
+        problem = self._problems.get(workload_id)
+        if problem == "champion_missing":
+            return ChampionLookup(None, problem)
+        champion = self._champions.get(workload_id)
+        if champion is not None:
+            return ChampionLookup(champion, None)
+        return ChampionLookup(None, problem or "champion_loading")
+
+    def snapshot(self) -> dict[str, Any]:
+        """Per workload: the manifest's champion, the one serving, and any problem (for /health)."""
+        out = {}
+        for workload_id, entry in sorted(self._manifest.items()):
+            serving = self._champions.get(workload_id)
+            out[workload_id] = {
+                "model_id": entry.model_id,
+                "serving": serving.model_id if serving else None,
+                "loading": workload_id in self._loads,
+                "problem": self._problems.get(workload_id),
+            }
+        return out
+
+    def serving(self) -> dict[str, str]:
+        """Workload -> model id of the student answering it now."""
+        return {w: c.model_id for w, c in self._champions.items()}
+
+    async def start(self) -> None:
+        await self.refresh()
+        self._poller = asyncio.create_task(self._poll())
+
+    async def stop(self) -> None:
+        tasks = [t for t in (self._poller, *(task for _, task in self._loads.values())) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._poller = None
+
+    async def wait_loaded(self) -> None:
+        """Wait for every load in flight (tests and start-up use it)."""
+        while self._loads:
+            await asyncio.gather(*(task for _, task in list(self._loads.values())), return_exceptions=True)
+
+    async def refresh(self) -> bool:
+        """Re-read the manifest when its stat changed; returns whether it did."""
+        signature = _stat_signature(self.manifest_path)
+        if signature == self._signature:
+            return False
+        self._signature = signature
+        try:
+            manifest = read_manifest(self.manifest_path) if signature else {}
+        except ValueError as exc:
+            log.warning("champions manifest ignored: %s", exc)
+            return False
+        self._apply(manifest)
+        return True
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll_s)
+            try:
+                await self.refresh()
+            except Exception:  # the watcher must outlive one bad read
+                log.exception("champions manifest check failed")
+
+    def _apply(self, manifest: dict[str, ManifestEntry]) -> None:
+        for workload_id in set(self._manifest) - set(manifest):
+            self._champions.pop(workload_id, None)
+            self._problems.pop(workload_id, None)
+            self._cancel_load(workload_id)
+        self._manifest = manifest
+        for workload_id, entry in manifest.items():
+            current = self._champions.get(workload_id)
+            if current is not None and current.entry == entry:
+                self._problems.pop(workload_id, None)
+                self._cancel_load(workload_id)
+                continue
+            if workload_id in self._loads and self._loads[workload_id][0] == entry:
+                continue
+            self._cancel_load(workload_id)
+            if not entry.path.is_dir():
+                log.warning("champion %s of %s: %s is missing", entry.model_id, workload_id, entry.path)
+                self._problems[workload_id] = "champion_missing"
+                self._champions.pop(workload_id, None)
+                continue
+            self._problems.pop(workload_id, None)
+            task = asyncio.create_task(self._load(workload_id, entry))
+            self._loads[workload_id] = (entry, task)
+
+    def _cancel_load(self, workload_id: str) -> None:
+        pending = self._loads.pop(workload_id, None)
+        if pending is not None:
+            pending[1].cancel()
+
+    async def _load(self, workload_id: str, entry: ManifestEntry) -> None:
+        try:
+            predictor, template = await asyncio.to_thread(self._load_blocking, entry)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.error("champion %s of %s failed to load: %s", entry.model_id, workload_id, exc)
+            if self._manifest.get(workload_id) == entry:
+                self._problems[workload_id] = "champion_load_failed"
+                self._loads.pop(workload_id, None)
+            return
+        if self._manifest.get(workload_id) != entry:  # superseded while loading
+            return
+        batcher = DynamicBatcher(predictor.predict, **self._batching)
+        self._champions[workload_id] = Champion(workload_id, entry, predictor, batcher, template)
+        self._problems.pop(workload_id, None)
+        self._loads.pop(workload_id, None)
+        self.swaps += 1
+        log.info("champion of %s is now %s", workload_id, entry.model_id)
+
+    def _load_blocking(self, entry: ManifestEntry) -> tuple[Predictor, dict[str, Any] | None]:
+        template_path = entry.path / TEMPLATE_FILE
+        template = orjson.loads(template_path.read_bytes()) if template_path.exists() else None
+        return self._loader(entry.path), template
+
+
+def read_manifest(path: Path) -> dict[str, ManifestEntry]:
+    """Parse champions.json; relative artifact paths are relative to the manifest's directory."""
+    try:
+        raw = orjson.loads(path.read_bytes())
+    except FileNotFoundError:
+        return {}
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: top level must be an object of workload id -> champion")
+    manifest = {}
+    for workload_id, item in raw.items():
+        if not isinstance(item, dict) or not item.get("model_id") or not item.get("path"):
+            raise ValueError(f"{path}: {workload_id}: needs 'model_id' and 'path'")
+        artifact = Path(item["path"]).expanduser()
+        manifest[workload_id] = ManifestEntry(
+            model_id=str(item["model_id"]),
+            path=artifact if artifact.is_absolute() else path.parent / artifact,
+            kind=item.get("kind"),
+            promoted_at=None if item.get("promoted_at") is None else str(item["promoted_at"]),
+        )
+    return manifest
+
+
+def default_loader(path: Path) -> Predictor:
+    from flywheel.train.student import load_student
+
+    return load_student(path)
+
+
+def import_loader(spec: str) -> Loader:
+    """`module:function` -> a loader (serve.student_loader)."""
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise ValueError(f"student_loader must look like module:function, got {spec!r}")
+    return getattr(importlib.import_module(module_name), attribute)
+
+
+def _stat_signature(path: Path) -> tuple[int, int, int] | None:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return (stat.st_mtime_ns, stat.st_size, stat.st_ino)

@@ -1,0 +1,201 @@
+"""Who answers a call: the workload's champion student, or the teacher, and why.
+
+A workload without a champion is proxied to the teacher. With one, the student answers (dynamically
+batched) unless it fails, is unsure (confidence under the workload's threshold) or gives an answer
+that is invalid for the task; then the teacher answers and the reason is recorded. Student answers
+are sometimes shadowed: the teacher is also asked, after the client got its answer, so the two can be
+compared offline and on /metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from flywheel.config import WorkloadConfig
+from flywheel.quality.answers import parse_answer
+from flywheel.quality.pruning import apply_template
+from flywheel.records import Example
+from flywheel.serve.champions import Champion, ChampionWatcher
+from flywheel.serve.responses import ApiError, completion_message, completion_usage, student_completion
+from flywheel.serve.settings import ServeSettings
+from flywheel.serve.teacher import TeacherClients
+from flywheel.serve.validation import invalid_reason
+
+log = logging.getLogger("flywheel.serve")
+Route = Literal["student", "fallback", "proxy"]
+
+
+@dataclass
+class Call:
+    request_id: str
+    workload: WorkloadConfig
+    payload: dict[str, Any]
+    client_id: str | None
+    arrived_ts: float = field(default_factory=time.time)
+
+    @property
+    def workload_id(self) -> str:
+        return self.workload.id
+
+
+@dataclass
+class Outcome:
+    """The answer to one call (or the error the client gets) and everything the capture records."""
+
+    route: Route
+    served_by: Literal["student", "teacher"]
+    completion: dict[str, Any] | None = None
+    error: ApiError | None = None
+    model: str | None = None
+    fallback_reason: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cost_usd: float | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    shadow: bool = False
+
+
+@dataclass
+class StudentTry:
+    outcome: Outcome | None  # the student's answer, when it produced one
+    reason: str | None  # why it must not be served; None = serve it
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class Router:
+    def __init__(
+        self,
+        settings: ServeSettings,
+        champions: ChampionWatcher,
+        teachers: TeacherClients,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings
+        self.champions = champions
+        self.teachers = teachers
+        self._rng = rng or random.Random()
+        self.shadows_in_flight = 0
+
+    async def answer(self, call: Call) -> Outcome:
+        lookup = self.champions.lookup(call.workload_id)
+        if lookup.champion is None:
+            route: Route = "proxy" if lookup.reason == "no_champion" else "fallback"
+            return await self.from_teacher(call, route, lookup.reason)
+        attempt = await self._from_student(call, lookup.champion)
+        if attempt.reason is None and attempt.outcome is not None:
+            attempt.outcome.shadow = self._should_shadow(call.workload_id)
+            return attempt.outcome
+        if attempt.outcome is not None and not self.teachers.available(call.workload_id):
+            # Nobody better to ask: the student's answer beats an error.
+            extra = {k: v for k, v in attempt.detail.items() if k != "student_message"}
+            attempt.outcome.metadata.update(extra, fallback_wanted=attempt.reason)
+            return attempt.outcome
+        return await self.from_teacher(call, "fallback", attempt.reason, attempt.detail)
+
+    async def from_teacher(
+        self, call: Call, route: Route, reason: str | None, metadata: dict[str, Any] | None = None
+    ) -> Outcome:
+        outcome = Outcome(route, "teacher", fallback_reason=reason, metadata=dict(metadata or {}))
+        model = self.teachers.model(call.workload_id)
+        outcome.model = model
+        try:
+            answer = await self.teachers.ask(call.workload_id, call.payload)
+        except ApiError as exc:
+            outcome.error = exc
+            return outcome
+        completion = answer.completion
+        outcome.metadata["upstream_id"] = completion.get("id")
+        completion["id"] = f"chatcmpl-{call.request_id}"
+        outcome.completion = completion
+        outcome.model = completion.get("model") or model
+        outcome.prompt_tokens, outcome.completion_tokens = completion_usage(completion)
+        outcome.cost_usd = self.settings.prices.cost(
+            outcome.model, outcome.prompt_tokens, outcome.completion_tokens
+        )
+        return outcome
+
+    async def _from_student(self, call: Call, champion: Champion) -> StudentTry:
+        example = student_example(call, champion.template)
+        detail: dict[str, Any] = {"student_model": champion.model_id}
+        try:
+            result = await champion.batcher.submit(example)
+        except Exception as exc:
+            log.warning("student %s failed on %s: %s", champion.model_id, call.request_id, type(exc).__name__)
+            error = f"{type(exc).__name__}: {exc}"[:300]
+            return StudentTry(None, "student_error", detail | {"student_error": error})
+        prediction = result.prediction
+        completion = student_completion(call.request_id, champion.model_id, prediction)
+        outcome = Outcome(
+            "student",
+            "student",
+            completion=completion,
+            model=champion.model_id,
+            prompt_tokens=prediction.prompt_tokens,
+            completion_tokens=prediction.completion_tokens,
+            cost_usd=self.settings.student_usd_per_hour * result.compute_s / 3600,
+            metadata={"confidence": prediction.confidence, "batch_size": result.batch_size},
+        )
+        detail |= {
+            "student_confidence": prediction.confidence,
+            "student_message": completion_message(completion),
+        }
+        threshold = self.settings.threshold(call.workload_id)
+        if prediction.confidence is not None and prediction.confidence < threshold:
+            return StudentTry(outcome, "low_confidence", detail)
+        invalid = invalid_reason(call.workload, completion_message(completion), call.payload)
+        if invalid is not None:
+            return StudentTry(outcome, "invalid_format", detail | {"invalid_reason": invalid})
+        return StudentTry(outcome, None)
+
+    def _should_shadow(self, workload_id: str) -> bool:
+        serve = self.settings.serve
+        if serve.shadow_rate <= 0 or not self.teachers.available(workload_id):
+            return False
+        if self.shadows_in_flight >= serve.shadow_concurrency:
+            return False  # shed shadow load rather than queue it without bound
+        return self._rng.random() < serve.shadow_rate
+
+    async def shadow(self, call: Call, outcome: Outcome) -> dict[str, Any]:
+        """Ask the teacher the same question; returns the metadata to record (agreement, cost)."""
+        self.shadows_in_flight += 1
+        try:
+            teacher = await self.from_teacher(call, "fallback", None)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a shadow never affects the client; record what went wrong
+            return {"shadow": "error", "shadow_error": f"{type(exc).__name__}: {exc}"[:300]}
+        finally:
+            self.shadows_in_flight -= 1
+        if teacher.error is not None or teacher.completion is None:
+            message = teacher.error.message if teacher.error else "no answer"
+            return {"shadow": "error", "shadow_error": message[:300]}
+        agree = same_answer(call, outcome.completion or {}, teacher.completion)
+        return {
+            "shadow": "agree" if agree else "disagree",
+            "shadow_cost_usd": teacher.cost_usd,
+            "teacher_response": teacher.completion,
+        }
+
+
+def student_example(call: Call, template: dict[str, Any] | None) -> Example:
+    """What the student sees: the request's messages without the static prompt prefix it never learnt."""
+    payload = call.payload
+    return Example(
+        example_id=call.request_id,
+        workload_id=call.workload_id,
+        messages=apply_template(payload["messages"], template),
+        target={},
+        tools=payload.get("tools"),
+        response_format=payload.get("response_format"),
+    )
+
+
+def same_answer(call: Call, student: dict[str, Any], teacher: dict[str, Any]) -> bool:
+    """Do the two completions give the same task-level answer (label, JSON, tool calls, text)?"""
+    parsed = [parse_answer(call.workload, completion_message(c), call.payload) for c in (student, teacher)]
+    return parsed[0].label is not None and parsed[0].label == parsed[1].label

