@@ -186,10 +186,22 @@ def base_manifest(
         "config": settings_fingerprint(settings),
         "teacher": context.teacher,
         "hardware": context.hardware.as_dict(),
+        "notes": hardware_notes(context),
         "code_version": code_version(),
         "created_at": utcnow().isoformat(),
         **built.manifest,
     }
+
+
+def hardware_notes(context: RunContext) -> list[str]:
+    """What the hardware changed about the request (QLoRA falls back to LoRA without CUDA+bnb)."""
+    notes = list(context.hardware.notes)
+    settings = context.settings
+    if settings.options.qlora and settings.method != "lora":
+        notes.append(f"qlora applies to method lora only; ignored for {settings.method}")
+    elif settings.options.qlora and not context.hardware.qlora:
+        notes.append(f"qlora requested; no CUDA with bitsandbytes on {context.hardware.device}: trained LoRA")
+    return notes
 
 
 def finish_variant(
@@ -206,8 +218,8 @@ def finish_variant(
     metrics = validation_metrics(
         student, val, context.workload.task, options.val_examples, options.postprocess.measure_examples
     )
-    metrics["train_loss_last"] = next((r["loss"] for r in reversed(loss_curve(built.log_history))), None)
     curve = loss_curve(built.log_history)
+    metrics["train_loss_last"] = curve[-1]["loss"] if curve else None
     manifest.update(
         params=count_parameters(built.model),
         train_seconds=round(train_seconds, 3),

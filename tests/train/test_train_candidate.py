@@ -82,3 +82,26 @@ def test_train_workload_rejects_unknown_candidates(tmp_path: Path, routing, demo
             warehouse=None,
             candidates=["nope"],
         )
+
+
+def test_same_seed_same_data_same_loss_curve(tmp_path: Path, routing, demo_workloads) -> None:
+    train, _, _ = routing
+    curves = []
+    for run in range(2):
+        trained = train_candidate(
+            tiny_student(method="lora", options={"max_steps": 2, "val_examples": 0, "qlora": True}),
+            demo_workloads["support-routing"],
+            train[:16],
+            [],
+            out_dir=tmp_path / str(run),
+            snapshot_id=None,
+            warehouse=None,
+            resume=False,
+        )
+        curves.append([row["loss"] for row in trained.loss_curve])
+    assert curves[0] == curves[1]
+    notes = orjson.loads((trained.path / "flywheel.json").read_bytes())["notes"]
+    import torch
+
+    if not torch.cuda.is_available():
+        assert notes and "trained LoRA" in notes[0]  # QLoRA asked for, hardware said no: no crash
