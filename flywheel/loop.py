@@ -48,25 +48,37 @@ class Loop:
     def workload(self, workload_id: str) -> WorkloadConfig:
         return self.config.workload(workload_id)
 
-    def source_base(self) -> Path:
-        return Path(self.config.source_file).parent if self.config.source_file else Path.cwd()
+
+def source_jobs(
+    config: FlywheelConfig, workload_id: str | None = None
+) -> list[tuple[list[str], str, str, Any]]:
+    """(patterns, workload_id, format, mapping) for every configured source; paths relative to the config."""
+    base = Path(config.source_file).parent if config.source_file else Path.cwd()
+    jobs = []
+    for workload in config.workloads:
+        if workload_id and workload.id != workload_id:
+            continue
+        for source in workload.sources:
+            path = Path(source.path).expanduser()
+            mapping = source.mapping.model_dump() if source.mapping else None
+            jobs.append(
+                ([str(path if path.is_absolute() else base / path)], workload.id, source.format, mapping)
+            )
+    return jobs
 
 
 def ingest_stage(loop: Loop, workload_id: str, progress: Progress = None) -> dict[str, Any]:
     """Every configured source of the workload, plus what `flywheel serve` captured for it."""
     from flywheel.ingest import IngestReport, ingest_paths
 
-    workload = loop.workload(workload_id)
+    loop.workload(workload_id)
     report = IngestReport()
-    for source in workload.sources:
-        path = Path(source.path).expanduser()
-        pattern = path if path.is_absolute() else loop.source_base() / path
-        mapping = source.mapping.model_dump() if source.mapping else None
+    for patterns, workload, fmt, mapping in source_jobs(loop.config, workload_id):
         part = ingest_paths(
             loop.warehouse,
-            [pattern],
-            workload_id=workload_id,
-            fmt=source.format,
+            patterns,
+            workload_id=workload,
+            fmt=fmt,
             mapping=mapping,
             price_fn=loop.prices.cost,
             progress=progress,
@@ -187,11 +199,13 @@ def evaluate_stage(
     seed: int = 0,
     dry_run: bool = False,
     progress: Progress = None,
+    skip_when_empty: bool = True,
 ) -> Any:
     """Score candidates, the champion and the teacher on the frozen eval split, then gate.
 
-    Returns the EvaluationReport, or None when there is no candidate to judge (nothing new was
-    trained since the last decision), which keeps a re-run with no new data cheap.
+    Returns the EvaluationReport, or None when there is no candidate to judge and `skip_when_empty`
+    (nothing new was trained since the last decision), which keeps a re-run with no new data cheap;
+    without it the gate itself records the "no_candidates" decision.
     """
     from flywheel.datasets import load_examples
     from flywheel.evaluate.hardware import hardware_usd_per_hour
@@ -209,7 +223,7 @@ def evaluate_stage(
     foreign = [r.model_id for r in records if r.workload_id != workload_id]
     if foreign:
         raise RegistryError(f"not models of workload {workload_id!r}: {', '.join(foreign)}")
-    if not records:
+    if not records and skip_when_empty:
         return None
     examples = load_examples(loop.warehouse, workload_id, splits=("eval",))
     current = registry.champion(workload_id)

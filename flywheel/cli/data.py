@@ -88,17 +88,9 @@ def _ingest_jobs(cli: Any, paths: list[str] | None, workload: str | None, fmt: s
             sources = cli.config.workload(workload).sources
             mapping = sources[0].mapping.model_dump() if sources and sources[0].mapping else None
         return [(paths, workload, fmt, mapping)]
-    config = cli.require_config()
-    base = Path(config.source_file).parent if config.source_file else Path.cwd()
-    jobs = []
-    for item in config.workloads:
-        if workload and item.id != workload:
-            continue
-        for source in item.sources:
-            path = Path(source.path).expanduser()
-            pattern = str(path if path.is_absolute() else base / path)
-            mapping = source.mapping.model_dump() if source.mapping else None
-            jobs.append(([pattern], item.id, source.format, mapping))
+    from flywheel.loop import source_jobs
+
+    jobs = source_jobs(cli.require_config(), workload)
     if not jobs:
         raise FileNotFoundError("nothing to ingest: pass PATH... or configure workload sources")
     return jobs

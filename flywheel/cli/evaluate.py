@@ -63,56 +63,25 @@ def _run_evaluation(
     seed: int,
     dry_run: bool,
 ) -> Any:
-    from flywheel.datasets import load_examples
-    from flywheel.evaluate.hardware import hardware_usd_per_hour
-    from flywheel.evaluate.runner import ReplayPredictor
-    from flywheel.evaluate.store import teacher_usage
-    from flywheel.evaluate.workflow import evaluate_workload
+    from flywheel.loop import Loop, evaluate_stage
 
     config = cli.require_config()
-    workload = config.workload(workload_id)
-    registry = _registry(cli)
-    warehouse = registry.warehouse
-    examples = load_examples(warehouse, workload_id, splits=("eval",))
-    records = (
-        [registry.get(m) for m in model_ids] if model_ids else registry.list_models(workload_id, "candidate")
-    )
-    current = registry.champion(workload_id)
-    foreign = [r.model_id for r in records if r.workload_id != workload_id]
-    if foreign:
-        raise RegistryError(f"not models of workload {workload_id!r}: {', '.join(foreign)}")
-    candidates = {r.model_id: _load_student(registry, r) for r in records}
-    champion = (current.model_id, _load_student(registry, current)) if current else None
-    teacher = ReplayPredictor(
-        model=config.teacher_for(workload_id).model,
-        usage=teacher_usage(warehouse, [e.interaction_id for e in examples if e.interaction_id]),
-    )
-    snapshots = {r.snapshot_id for r in records if r.snapshot_id}
-    rate = usd_per_hour if usd_per_hour is not None else hardware_usd_per_hour(hardware)
-    total = len(examples) * (len(candidates) + (1 if champion else 0) + 1)
-    with progress_bar("evaluating", total=total) as advance:
-        return evaluate_workload(
-            registry,
-            workload,
-            examples,
-            candidates=candidates,
-            teacher=teacher,
-            champion=champion,
-            prices=cli.prices(),
-            hardware_usd_per_hour=rate,
-            snapshot_id=snapshots.pop() if len(snapshots) == 1 else None,
+    config.workload(workload_id)
+    loop = Loop(config, cli.home, cli.warehouse(), cli.prices())
+    with progress_bar("evaluating") as advance:
+        return evaluate_stage(
+            loop,
+            workload_id,
+            model_ids,
+            hardware=hardware,
+            usd_per_hour=usd_per_hour,
             reference=reference,
-            apply=not dry_run,
-            n_resamples=resamples,
+            resamples=resamples,
             seed=seed,
+            dry_run=dry_run,
             progress=advance,
+            skip_when_empty=False,
         )
-
-
-def _load_student(registry: Registry, record: ModelRecord) -> Any:
-    from flywheel.train.student import load_student
-
-    return load_student(registry.artifact_dir(record))
 
 
 def _render_evaluation(payload: dict[str, Any]) -> None:
