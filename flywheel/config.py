@@ -89,8 +89,8 @@ class TeacherConfig(Strict):
 
 class StudentConfig(Strict):
     name: str
-    kind: Literal["scratch", "causal-lm", "encoder-classifier"] = "scratch"
-    base: str | None = Field(None, description="Hub id or local path (causal-lm, encoder-classifier)")
+    kind: Literal["scratch", "causal-lm", "encoder-classifier", "encoder-extractor"] = "scratch"
+    base: str | None = Field(None, description="Hub id or local path (causal-lm, encoder-*)")
     size: Literal["tiny", "small"] = "tiny"
     method: Literal["full", "lora", "ia3", "prompt-tuning", "top-k-layers"] = "full"
     epochs: float = Field(3.0, gt=0)

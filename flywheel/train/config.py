@@ -25,8 +25,12 @@ DEFAULT_LR: dict[tuple[str, str], float] = {
     ("encoder-classifier", "full"): 1e-4,
     ("encoder-classifier", "top-k-layers"): 2e-4,
     ("encoder-classifier", "prompt-tuning"): 1e-2,
+    # The tagger and choosers start random on top of a pretrained encoder: a higher rate than a
+    # classifier's, which 3 epochs on ~1k answers need.
+    ("encoder-extractor", "full"): 2e-4,
+    ("encoder-extractor", "top-k-layers"): 3e-4,
 }
-ADAPTER_LR = {"scratch": 1e-3, "causal-lm": 2e-4, "encoder-classifier": 5e-4}
+ADAPTER_LR = {"scratch": 1e-3, "causal-lm": 2e-4, "encoder-classifier": 5e-4, "encoder-extractor": 5e-4}
 PostVariant = Literal["base", "pruned", "int8"]
 
 
@@ -99,7 +103,7 @@ class TrainSettings(_Strict):
     """Everything one candidate's training needs, resolved."""
 
     name: str
-    kind: Literal["scratch", "causal-lm", "encoder-classifier"]
+    kind: Literal["scratch", "causal-lm", "encoder-classifier", "encoder-extractor"]
     base: str | None
     size: Literal["tiny", "small"]
     method: Literal["full", "lora", "ia3", "prompt-tuning", "top-k-layers"]
@@ -124,17 +128,18 @@ def resolve_settings(candidate: StudentConfig, workload: WorkloadConfig) -> Trai
         raise ConfigError(f"{where}: {details}") from exc
     if candidate.kind == "encoder-classifier" and workload.task != "classification":
         raise ConfigError(f"{where}: kind encoder-classifier needs a classification workload")
+    check_extractor(candidate, workload, options, where)
     if candidate.kind == "causal-lm" and not candidate.base:
         raise ConfigError(f"{where}: kind causal-lm needs `base` (a Hub id or local path)")
     if options.distill.mode == "logits" and not options.distill.teacher:
         raise ConfigError(f"{where}: options.distill.mode logits needs options.distill.teacher")
-    if options.distill.mode != "sequence" and candidate.kind == "encoder-classifier":
+    if options.distill.mode != "sequence" and candidate.kind.startswith("encoder-"):
         raise ConfigError(f"{where}: logit distillation applies to causal students only")
     learning_rate = candidate.learning_rate
     if "learning_rate" not in candidate.model_fields_set:
         learning_rate = default_learning_rate(candidate.kind, candidate.method)
     base = candidate.base
-    if base is None and candidate.kind == "encoder-classifier":
+    if base is None and candidate.kind.startswith("encoder-"):
         base = MINILM_ALIASES[0]
     return TrainSettings(
         name=candidate.name,
@@ -148,6 +153,20 @@ def resolve_settings(candidate: StudentConfig, workload: WorkloadConfig) -> Trai
         max_seq_length=candidate.max_seq_length,
         options=options,
     )
+
+
+def check_extractor(
+    candidate: StudentConfig, workload: WorkloadConfig, options: TrainOptions, where: str
+) -> None:
+    """What an encoder-extractor cannot do: other tasks, adapters, layer pruning and int8 export."""
+    if candidate.kind != "encoder-extractor":
+        return
+    if workload.task not in ("extraction", "tool_call"):
+        raise ConfigError(f"{where}: kind encoder-extractor needs an extraction or tool_call workload")
+    if candidate.method not in ("full", "top-k-layers"):
+        raise ConfigError(f"{where}: kind encoder-extractor trains with method full or top-k-layers")
+    if options.postprocess.prune or options.postprocess.quantize:
+        raise ConfigError(f"{where}: kind encoder-extractor has no prune/quantize variants")
 
 
 def default_learning_rate(kind: str, method: str) -> float:

@@ -70,6 +70,8 @@ def fit(context: RunContext, train: list[Example]) -> Built:
         "labels": workload.labels,
         "include_tools": settings.options.include_tools,
     }
+    if settings.kind == "encoder-extractor":
+        return fit_extractor_candidate(context, train, manifest)
     if settings.kind == "encoder-classifier":
         from flywheel.train.encoder import fit_encoder, label_space, load_encoder
 
@@ -109,6 +111,22 @@ def fit(context: RunContext, train: list[Example]) -> Built:
     )
 
 
+def fit_extractor_candidate(context: RunContext, train: list[Example], manifest: dict[str, Any]) -> Built:
+    from flywheel.train.extractor import fit_extractor, load_extractor
+    from flywheel.train.extractor_spec import ExtractorSpec
+
+    spec = ExtractorSpec.build(train, context.workload.task)
+    model, tokenizer = load_extractor(context.settings, spec)
+    result, skipped = fit_extractor(
+        model, tokenizer, train, context.settings, context.hardware, context.run_dir / "main",
+        seed=context.seed, progress=context.progress, resume=True,
+    )  # fmt: skip
+    manifest.update(extractor=spec.as_dict(), skipped_unrepresentable=skipped)
+    return Built(
+        model, tokenizer, result.log_history, result.tokens_per_second, result.resumed_from_step, manifest
+    )
+
+
 def save_weights(model: Any, tokenizer: Any, directory: Path) -> str:
     """safetensors + tokenizer; a soft prompt is saved next to its base as an adapter folder."""
     from peft import PeftModel
@@ -126,8 +144,12 @@ def save_weights(model: Any, tokenizer: Any, directory: Path) -> str:
     return "safetensors"
 
 
-def student_for(manifest: dict[str, Any], model: Any, tokenizer: Any) -> CausalStudent | EncoderStudent:
+def student_for(manifest: dict[str, Any], model: Any, tokenizer: Any) -> Any:
     model.eval()
+    if manifest["kind"] == "encoder-extractor":
+        from flywheel.train.extractor import ExtractorStudent
+
+        return ExtractorStudent(manifest, model, tokenizer)
     if manifest["kind"] == "encoder-classifier":
         return EncoderStudent(manifest, model, tokenizer)
     return CausalStudent(manifest, model, tokenizer)

@@ -1,7 +1,8 @@
 """A trained student as a `flywheel.records.Predictor`: load an artifact directory, answer Examples.
 
 Causal students generate greedily in length-sorted batches; confidence is the mean probability of the
-generated tokens. Encoder students classify; confidence is the winning class probability. Both answer
+generated tokens. Encoder students classify; confidence is the winning class probability. Extractor
+students (flywheel.train.extractor) copy spans and pick choices. All answer
 with an assistant message shaped like the teacher's (the label string for classification).
 """
 
@@ -28,9 +29,7 @@ def read_manifest(path: Path) -> dict[str, Any]:
     return orjson.loads(manifest_path.read_bytes())
 
 
-def load_student(
-    path: str | Path, batch_size: int = 16, device: str = "cpu"
-) -> CausalStudent | EncoderStudent:
+def load_student(path: str | Path, batch_size: int = 16, device: str = "cpu") -> Any:
     """Load a saved student (any variant: merged, pruned, int8) from its artifact directory.
 
     device: "cpu" (the serving default) or e.g. "cuda"; int8 variants are CPU-only.
@@ -41,6 +40,12 @@ def load_student(
     configure_threads()
     path = Path(path)
     manifest = read_manifest(path)
+    if manifest["kind"] == "encoder-extractor":
+        from flywheel.train.extractor import ExtractorStudent, load_extractor_weights
+
+        with quiet_libraries():
+            model, tokenizer = load_extractor_weights(path, manifest)
+        return ExtractorStudent(manifest, model.to(device), tokenizer, batch_size)
     with quiet_libraries():
         model, tokenizer = load_weights(path, manifest)
     if manifest.get("weights") != "int8-dynamic":
