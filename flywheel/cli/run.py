@@ -21,6 +21,8 @@ SUMMARY_KEYS = ("decision", "champion", "metric", "student_score", "teacher_scor
 
 def _quiet_prefect(as_json: bool) -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # Prefect gives its ephemeral API 20 s to come up; on a busy 2-core laptop it can take longer.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     if as_json:  # stdout carries exactly one JSON object: Prefect's run logs go to stderr only
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 

@@ -368,6 +368,9 @@ def _record(
         "request_id": common.rand_id(rng, "req_", 24, "0123456789abcdef"),
         "env": "prod",
         "app_version": common.APP_VERSIONS.get(client, "1.0.0"),
+        # The reviewed (correct) answer, as a team that audits its LLM's output records it: ingest
+        # keeps it as the gold label, so the gate scores the teacher's own mistakes too.
+        "label": example.answer,
     }
     return doc
 

@@ -433,5 +433,7 @@ def test_demo_config_loads_and_matches_the_generator() -> None:
         assert [(s.path, s.format) for s in workload.sources] == [
             (f"demo-data/{workload.id}.jsonl", "openai")
         ]
-        assert [(s.name, s.kind, s.size) for s in workload.students] == [("scratch-tiny", "scratch", "tiny")]
+        kind = "encoder-classifier" if workload.task == "classification" else "encoder-extractor"
+        assert [s.kind for s in workload.students] == [kind]
+        assert workload.curation.eval_fraction == 0.2
     assert config.teacher.base_url is None

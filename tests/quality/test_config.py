@@ -7,9 +7,9 @@ from flywheel.demo import demo_config_path
 from flywheel.quality.config import CurationConfig
 
 
-def test_demo_config_gets_the_defaults() -> None:
+def test_demo_config_gets_the_defaults_but_a_larger_eval_split() -> None:
     workload = load_config(demo_config_path()).workload("support-routing")
-    assert workload.curation == CurationConfig()
+    assert workload.curation == CurationConfig(eval_fraction=0.2)
 
 
 @pytest.mark.parametrize(
