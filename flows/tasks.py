@@ -58,9 +58,14 @@ def train_task(
     retry_condition_fn=_retry_if_transient,
 )
 def evaluate_task(config: str, home: str | None, workload: str) -> dict[str, Any]:
-    report = stages.evaluate_stage(stages.Loop.open(config, home), workload)
+    loop = stages.Loop.open(config, home)
+    report = stages.evaluate_stage(loop, workload)
     if report is None:
-        return {"decision": "skipped", "reasons": ["no new candidate to judge"], "models": []}
+        return {
+            "decision": "skipped",
+            "reasons": ["no new candidate to judge"],
+            **stages.standing(loop, workload),
+        }
     return report.as_dict()
 
 

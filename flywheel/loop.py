@@ -252,6 +252,15 @@ def evaluate_stage(
     )
 
 
+def standing(loop: Loop, workload_id: str) -> dict[str, Any]:
+    """Who serves the workload now and the scores that promoted it (for a turn that judged nothing)."""
+    from flywheel.evaluate.store import standing_scores
+    from flywheel.registry import Registry
+
+    current = Registry(loop.warehouse, loop.home).champion(workload_id)
+    return standing_scores(loop.warehouse, workload_id, current.model_id if current else None)
+
+
 class WorkloadBusy(RuntimeError):
     """Another flywheel run of the same workload holds its lock."""
 

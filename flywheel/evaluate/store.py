@@ -154,3 +154,31 @@ def eval_runs(warehouse: Warehouse, workload_id: str | None = None, limit: int =
         "reasons",
     )
     return [{**dict(zip(keys, row, strict=True)), "reasons": orjson.loads(row[7])} for row in rows]
+
+
+def standing_scores(warehouse: Warehouse, workload_id: str, champion_id: str | None) -> dict[str, Any]:
+    """The champion's and the teacher's scores from the latest evaluation that scored the champion,
+    for a turn that judged nothing new (so its report still says who serves and how well)."""
+    if champion_id is None:
+        return {"champion": None, "models": []}
+
+    def query(con: duckdb.DuckDBPyConnection) -> list[tuple[Any, ...]]:
+        return con.execute(
+            """
+            WITH latest AS (
+                SELECT q.run_id, g.primary_metric FROM v_model_quality q
+                JOIN v_gate_decisions g USING (run_id)
+                WHERE q.workload_id = ? AND q.model_id = ?
+                ORDER BY q.evaluated_at DESC LIMIT 1
+            )
+            SELECT CASE WHEN q.is_teacher THEN 'teacher' ELSE q.model_id END, q.metric,
+                   q.value, q.ci_low, q.ci_high
+            FROM v_model_quality q JOIN latest l ON q.run_id = l.run_id AND q.metric = l.primary_metric
+            WHERE q.is_teacher OR q.model_id = ?
+            """,
+            [workload_id, champion_id, champion_id],
+        ).fetchall()
+
+    rows = warehouse.read(query)
+    models = [{"model": m, "value": v, "ci_low": lo, "ci_high": hi} for m, _, v, lo, hi in rows]
+    return {"champion": champion_id, "primary_metric": rows[0][1] if rows else None, "models": models}

@@ -52,6 +52,12 @@ def test_full_turn_then_idle_rerun_then_retrain_check(
     assert second["snapshot_id"] == first["snapshot_id"]  # no new data: same snapshot
     assert second["decision"] == "skipped"  # nothing retrained, nothing to judge
     assert second["seconds"]["train"] < 5
+    # The idle turn still says who serves and with what scores (the ones that promoted it).
+    assert second["champion"] == first["champion"]
+    if first["decision"] == "promote":
+        assert (second["student_score"], second["teacher_score"]) == (
+            first["student_score"], first["teacher_score"]
+        )  # fmt: skip
 
     check = retrain_check("support-routing", str(config), str(home))
     assert check["reasons"] and "trigger" in check
