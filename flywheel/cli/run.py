@@ -44,13 +44,22 @@ def run(
     with guarded(as_json):
         config = cli.require_config()
         config.workload(workload)
-        from flows.flywheel_flow import flywheel_loop
-        from flywheel.loop import WorkloadBusy
+        from flywheel.loop import WorkloadBusy, workload_lock
 
         try:
-            turn = flywheel_loop(
-                workload, str(cli.config_path), str(cli.home), force, candidate or None, max_usd, label_mode
-            )
+            # Refuse before Prefect starts; the flow's own workload_lock joins this one.
+            with workload_lock(cli.home, workload, share=True):
+                from flows.flywheel_flow import flywheel_loop
+
+                turn = flywheel_loop(
+                    workload,
+                    str(cli.config_path),
+                    str(cli.home),
+                    force,
+                    candidate or None,
+                    max_usd,
+                    label_mode,
+                )
         except WorkloadBusy as exc:
             fail(as_json, str(exc))
     payload = {"seconds": round(time.monotonic() - started, 1), "workloads": {workload: _short(turn)}}
@@ -93,7 +102,12 @@ def _short(turn: dict[str, Any]) -> dict[str, Any]:
 
 
 def _render(payload: dict[str, Any], config: str | None = None) -> None:
-    table = Table(title=f"flywheel ({payload['seconds']:.0f} s)")
+    table = Table(
+        title=f"flywheel ({payload['seconds']:.0f} s)",
+        caption="saved: to date, after the flywheel's own spend (training, labeling); it turns positive "
+        "once `flywheel serve` answers traffic with the student. $/month: projected savings at the "
+        "last 7 days' traffic.",
+    )
     columns = (
         "workload",
         "in",
