@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test lint bench clean chromium
+.PHONY: install demo test soak reliability lint bench clean chromium
 
 install: $(STAMP)
 
@@ -26,6 +26,17 @@ demo: install
 test: install chromium
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# Memory bound on a generated ~1 GiB log (written to a temp dir, never committed): peak RSS of the
+# whole `flywheel ingest` process tree, checked against SOAK_MAX_RSS_MIB. See RELIABILITY.md.
+SOAK_GIB ?= 1.0
+SOAK_MAX_RSS_MIB ?= 2048
+soak: install
+	$(BIN)/python -m tests.reliability.soak_ingest --gib $(SOAK_GIB) --max-rss-mib $(SOAK_MAX_RSS_MIB)
+
+# The reliability suite alone (it also runs in `make test`), printing its figures.
+reliability: install
+	$(BIN)/python -m pytest -q tests/reliability $(PYTEST_ARGS)
 
 # The dashboard's browser test drives Debian's chromium (/usr/bin/chromium), never `playwright install`.
 # Installed where apt-get and root are available; elsewhere that test skips and the build goes on.

@@ -29,6 +29,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchlib import figure  # noqa: E402
+
 from flywheel.config import StudentConfig, load_config  # noqa: E402
 from flywheel.demo import demo_config_path, generate_demo_traffic  # noqa: E402
 from flywheel.evaluate.runner import ReplayPredictor, evaluate_predictors, metric_module  # noqa: E402
@@ -192,6 +194,8 @@ def main() -> None:
             indent=2,
         )
     )
+    figure("evaluate_speed", f"evaluate {result.n_examples:,} examples incl. bootstrap CIs",
+           round(elapsed, 2), "s", target="< 30 s", passed=elapsed < 30)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchlib import figure  # noqa: E402
+
 from flywheel.ingest import ingest_paths  # noqa: E402
 from flywheel.pricing import PriceCatalog  # noqa: E402
 from flywheel.store.db import Warehouse  # noqa: E402
@@ -117,6 +119,9 @@ def main() -> None:
     print(f"flywheel ingest, re-run (dups): {n / again_s:>10,.0f} records/s ({again_s:.2f} s)")
     print(f"flywheel ingest (CLI process) : {n / cli_s:>10,.0f} records/s ({cli_s:.2f} s, incl. start-up)")
     print(f"ratio flywheel/raw            : {raw_s / ours_s:.2f}  (target >= 0.5)")
+    figure("ingest", f"ingest {n:,} OpenAI JSONL records (library)", round(n / ours_s), "records/s",
+           baseline=round(n / raw_s), ratio=round(raw_s / ours_s, 3), target=">= 0.5",
+           passed=raw_s / ours_s >= 0.5)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -37,6 +37,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchlib import figure  # noqa: E402
+
 from flywheel.config import StudentConfig, load_config  # noqa: E402
 from flywheel.demo import demo_config_path, generate_demo_traffic  # noqa: E402
 from flywheel.records import Example  # noqa: E402
@@ -323,7 +325,15 @@ def main() -> None:
             finally:
                 process.send_signal(signal.SIGTERM)
                 process.wait(30)
-    print(json.dumps(summary(rounds, args, train_s), indent=2))
+    result = summary(rounds, args, train_s)
+    print(json.dumps(result, indent=2))
+    what = f"serve {args.requests} concurrent requests"
+    figure("serve", what, result["median_served_rps"], "req/s", baseline=result["median_raw_generate_rps"],
+           ratio=result["median_ratio_vs_raw_generate"], target=">= 0.8",
+           passed=result["median_ratio_vs_raw_generate"] >= 0.8)  # fmt: skip
+    figure(
+        "serve", "latency p50 / p99", f"{result['median_p50_ms']:.0f} / {result['median_p99_ms']:.0f}", "ms"
+    )
 
 
 def summary(rounds: list[dict[str, Any]], args: argparse.Namespace, train_s: float) -> dict[str, Any]:

@@ -24,6 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchlib import figure  # noqa: E402
+
 from flywheel.config import StudentConfig, load_config  # noqa: E402
 from flywheel.demo import demo_config_path, generate_demo_traffic  # noqa: E402
 from flywheel.records import Example  # noqa: E402
@@ -172,7 +174,24 @@ def main() -> int:
             train, val, evaluation, workload, work / "demo-models"
         )
     print(json.dumps(result))
+    report_figures(result)
     return 0
+
+
+def report_figures(result: dict) -> None:
+    if "throughput" in result:
+        speed, ratios = result["throughput"]["tokens_per_second"], result["throughput"]
+        figure("train", "`flywheel train` vs bare TRL SFTTrainer", speed["flywheel"], "tokens/s",
+               baseline=speed["bare_trl"], ratio=ratios["flywheel_vs_bare_ratio"], target=">= 0.9",
+               passed=ratios["flywheel_vs_bare_ratio"] >= 0.9)  # fmt: skip
+        figure("train", "packing vs no packing", speed["flywheel_packed"], "tokens/s",
+               baseline=speed["flywheel"], ratio=ratios["packing_vs_padding_ratio"])  # fmt: skip
+    if "demo_classification" in result:
+        demo = result["demo_classification"]
+        figure("train", f"scratch student, demo support-routing ({demo['train_examples']} examples)",
+               demo["train_seconds"], "s", target="< 300 s", passed=demo["train_seconds"] < 300)  # fmt: skip
+        figure("train", "scratch student: eval agreement with the teacher", demo["eval_agreement"],
+               target=">= 0.9", passed=demo["eval_agreement"] >= 0.9)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from connectors import (  # noqa: F401  (importing registers each connector)
     nvidia,
     openai_batch,
     openai_jsonl,
+    snips,
     spool,
     tabular,
 )

@@ -9,6 +9,7 @@ resources), and never touch the warehouse.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import io
 from collections.abc import Callable, Iterator
@@ -18,10 +19,11 @@ from typing import Any
 
 import orjson
 
-from flywheel.records import Interaction, Rejected, canonical_dumps
+from flywheel.records import Interaction, Rejected, Row, canonical_dumps
 
 Item = Interaction | Rejected
 ReadFn = Callable[[Path, "ReadContext"], Iterator[Item]]
+RowsFn = Callable[[Path, "ReadContext"], Iterator[Row | Item]]
 MAX_LINE_BYTES = 16 * 1024 * 1024
 RAW_KEEP_CHARS = 64 * 1024
 
@@ -47,6 +49,13 @@ class Connector:
     suffixes: tuple[str, ...] = (".jsonl",)
     description: str = ""
     splittable: bool = False  # honours ReadContext.byte_range (one record per line, no file-level state)
+    # Optional fast path for ingestion: the same units as `read`, one per input unit, but a unit may
+    # come as its finished warehouse row (flywheel.records.interaction_row) instead of an Interaction.
+    rows: RowsFn | None = None
+
+    def items(self, path: Path, ctx: ReadContext) -> Iterator[Row | Item]:
+        """What ingestion consumes: the fast path where there is one."""
+        return (self.rows or self.read)(path, ctx)
 
 
 REGISTRY: dict[str, Connector] = {}
@@ -60,6 +69,16 @@ def connector(
     def register(fn: ReadFn) -> ReadFn:
         doc = description or (fn.__doc__ or "")
         REGISTRY[name] = Connector(name, fn, "id", suffixes, doc, splittable)
+        return fn
+
+    return register
+
+
+def rows_reader(name: str) -> Callable[[RowsFn], RowsFn]:
+    """Register `fn` as the fast path (`Connector.rows`) of the already registered connector `name`."""
+
+    def register(fn: RowsFn) -> RowsFn:
+        REGISTRY[name] = dataclasses.replace(REGISTRY[name], rows=fn)
         return fn
 
     return register
@@ -94,21 +113,23 @@ def iter_lines(
     name = str(path)
     lineno = first_line - 1
     start, end = byte_range or (0, None)
+    position = start  # counted, not asked of the handle: tell() per line costs more than the rest
     try:
         with open_binary(path) as handle:
             if start:
                 handle.seek(start)
-            while end is None or handle.tell() < end:
+            while end is None or position < end:
                 line = handle.readline(MAX_LINE_BYTES + 1)
                 if not line:
                     return
+                position += len(line)
                 lineno += 1
                 ref = f"{name}:{lineno}"
                 if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
-                    _skip_rest_of_line(handle)
+                    position += _skip_rest_of_line(handle)
                     yield ref, Rejected(source, ref, "line_too_long", raw_text(line), "over 16 MiB")
                     continue
-                if line.strip():
+                if not line.isspace():  # the same ASCII whitespace set as bytes.strip(), without a copy
                     yield ref, line
     except (EOFError, gzip.BadGzipFile, OSError, Exception) as exc:
         if isinstance(exc, SourceError):
@@ -117,11 +138,14 @@ def iter_lines(
         yield ref, Rejected(source, ref, "unreadable_file", "", f"{type(exc).__name__}: {exc}")
 
 
-def _skip_rest_of_line(handle: io.BufferedIOBase) -> None:
+def _skip_rest_of_line(handle: io.BufferedIOBase) -> int:
+    """Read past the end of an over-long line; returns the bytes skipped."""
+    skipped = 0
     while True:
         chunk = handle.readline(MAX_LINE_BYTES)
+        skipped += len(chunk)
         if not chunk or chunk.endswith(b"\n"):
-            return
+            return skipped
 
 
 def raw_text(data: bytes | str) -> str:
@@ -132,10 +156,11 @@ def raw_text(data: bytes | str) -> str:
 
 def parse_json_line(ref: str, line: bytes, source: str) -> dict[str, Any] | Rejected:
     """Decode one JSON object line, or say precisely why not."""
-    try:
-        line.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return Rejected(source, ref, "invalid_utf8", raw_text(line), f"byte {exc.start}")
+    if not line.isascii():  # ASCII is valid UTF-8; the check is far cheaper than a decode
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return Rejected(source, ref, "invalid_utf8", raw_text(line), f"byte {exc.start}")
     try:
         value = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
@@ -167,6 +192,9 @@ def ensure_serializable(item: Interaction) -> Interaction:
     try:
         item.canonical_json()  # cached on the item: ingestion reuses it for the id and storage
         canonical_dumps(item.metadata)
+        for value in (item.logprobs, item.feedback):  # stored as JSON too
+            if value is not None:
+                orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
     except TypeError as exc:  # orjson.JSONEncodeError is a TypeError
         raise RecordError("unserializable", f"record cannot be stored as JSON: {exc}") from exc
     return item

@@ -8,6 +8,7 @@ schema in its footer. Rules, first match wins:
   other Parquet                                                        -> "parquet"
   *.csv / *.tsv (optionally .gz)                                       -> "csv"
   text starting with "[" (a JSON array)                                -> "langfuse"
+  text starting with {"<Intent>": [{"data": [ (Snips span annotations) -> "snips"
   first JSON object line with "flywheel_spool"                         -> "spool"
   ... with exactly timestamp, workload_id, client_id, request, response -> "nvidia"
   ... with "custom_id" and "response" (with "body") or "error"         -> "openai_batch"
@@ -20,6 +21,7 @@ for --format.
 from __future__ import annotations
 
 import glob
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,7 @@ NVIDIA_KEYS = frozenset({"timestamp", "workload_id", "client_id", "request", "re
 LANGFUSE_TYPES = ("GENERATION", "SPAN", "EVENT")
 LANGFUSE_KEYS = ("traceId", "startTime")
 TABLE_SUFFIXES = (".csv", ".tsv", ".csv.gz", ".tsv.gz")
+SNIPS_HEAD = re.compile(rb'^\s*\{\s*"[^"]*"\s*:\s*\[\s*\{\s*"data"\s*:\s*\[')
 KNOWN_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".parquet", *TABLE_SUFFIXES)
 
 
@@ -58,6 +61,8 @@ def detect_format(path: Path) -> str:
         raise _undetectable(path, "empty file")
     if lines[0].lstrip().startswith(b"["):
         return "langfuse"
+    if SNIPS_HEAD.match(b"".join(lines)):
+        return "snips"
     for line in lines:
         try:
             doc = orjson.loads(line)

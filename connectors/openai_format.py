@@ -12,7 +12,8 @@ import orjson
 
 from connectors.base import RecordError
 
-REQUEST_PARAMS_DROPPED = ("stream", "stream_options", "n", "user")
+REQUEST_PARAMS_DROPPED = frozenset(("stream", "stream_options", "n", "user"))
+TOKEN_LIMIT = 2**31  # token counts are stored as INTEGER
 
 
 def normalize_request(payload: Any) -> dict[str, Any]:
@@ -25,7 +26,10 @@ def normalize_request(payload: Any) -> dict[str, Any]:
     for index, message in enumerate(messages):
         if not isinstance(message, dict) or not isinstance(message.get("role"), str):
             raise RecordError("bad_request", f"request.messages[{index}] has no role")
-    request = {k: v for k, v in payload.items() if k not in REQUEST_PARAMS_DROPPED}
+    if REQUEST_PARAMS_DROPPED.isdisjoint(payload):  # the usual case: a plain copy is cheaper
+        request = payload.copy()
+    else:
+        request = {k: v for k, v in payload.items() if k not in REQUEST_PARAMS_DROPPED}
     if "tools" in request and not isinstance(request["tools"], list):
         raise RecordError("bad_request", "request.tools must be a list")
     return request
@@ -83,8 +87,8 @@ class Completion:
         self.status = status
         self.model = model
         usage = usage if isinstance(usage, dict) else {}
-        self.prompt_tokens = _int_or_none(usage.get("prompt_tokens", usage.get("input_tokens")))
-        self.completion_tokens = _int_or_none(usage.get("completion_tokens", usage.get("output_tokens")))
+        self.prompt_tokens = token_count(usage.get("prompt_tokens", usage.get("input_tokens")))
+        self.completion_tokens = token_count(usage.get("completion_tokens", usage.get("output_tokens")))
         self.logprobs = logprobs
 
 
@@ -193,10 +197,17 @@ def _error_payload(error: Any) -> dict[str, Any]:
     return {"message": str(error)}
 
 
-def _int_or_none(value: Any) -> int | None:
+def token_count(value: Any) -> int | None:
+    """A token count, or None where there is none that fits the warehouse's INTEGER columns."""
     if value is None or isinstance(value, bool):
         return None
     try:
-        return int(value)
-    except (TypeError, ValueError):
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):
         return None
+    return number if -TOKEN_LIMIT <= number < TOKEN_LIMIT else None
+
+
+def model_name(value: Any) -> str | None:
+    """A logged "model" as a name: anything but a string (a list, a number) is no name."""
+    return value if isinstance(value, str) else None

@@ -20,9 +20,11 @@ from connectors.base import (
     iter_lines,
     parse_json_line,
     raw_text,
+    rows_reader,
 )
-from connectors.openai_format import normalize_completion, normalize_request
-from flywheel.records import Interaction, Rejected, to_timestamp
+from connectors.openai_fast import fast_row
+from connectors.openai_format import model_name, normalize_completion, normalize_request
+from flywheel.records import Interaction, Rejected, Row, to_timestamp
 
 NAME = "openai"
 
@@ -36,17 +38,33 @@ def read_openai_jsonl(path: Path, ctx: ReadContext) -> Iterator[Item]:
 def read_json_lines(path: Path, ctx: ReadContext, source: str, build: Any) -> Iterator[Item]:
     """Drive a per-document builder over a JSONL file, turning every failure into a Rejected."""
     for ref, line in iter_lines(path, source, ctx.byte_range, ctx.first_line):
+        yield line if isinstance(line, Rejected) else item_from_line(ref, line, ctx, source, build)
+
+
+def item_from_line(ref: str, line: bytes, ctx: ReadContext, source: str, build: Any) -> Item:
+    """One JSONL line -> Interaction, or a Rejected that says precisely why not."""
+    document = parse_json_line(ref, line, source)
+    if isinstance(document, Rejected):
+        return document
+    try:
+        return ensure_serializable(build(document, ref, ctx))
+    except RecordError as exc:
+        return Rejected(source, ref, exc.reason, raw_text(line), str(exc))
+
+
+@rows_reader(NAME)
+def read_openai_rows(path: Path, ctx: ReadContext) -> Iterator[Row | Item]:
+    """Ingestion's fast path: warehouse rows built straight from the lines.
+
+    A line the fast path does not take (see connectors/openai_fast.py) is read by the general path,
+    which also names what is wrong with it, so both paths give the same result for every line.
+    """
+    for ref, line in iter_lines(path, NAME, ctx.byte_range, ctx.first_line):
         if isinstance(line, Rejected):
             yield line
             continue
-        document = parse_json_line(ref, line, source)
-        if isinstance(document, Rejected):
-            yield document
-            continue
-        try:
-            yield ensure_serializable(build(document, ref, ctx))
-        except RecordError as exc:
-            yield Rejected(source, ref, exc.reason, raw_text(line), str(exc))
+        row = fast_row(line, ref, ctx, NAME)
+        yield row if row is not None else item_from_line(ref, line, ctx, NAME, _from_document)
 
 
 def _from_document(doc: dict[str, Any], ref: str, ctx: ReadContext) -> Interaction:
@@ -65,7 +83,7 @@ def build_interaction(
     workload_id = doc.get("workload_id") or metadata.get("workload_id") or ctx.workload_id
     if not workload_id or not isinstance(workload_id, str):
         raise RecordError("missing_workload_id", "no workload_id in the record and none given")
-    model = completion.model or request.get("model")
+    model = model_name(completion.model) or model_name(request.get("model"))
     try:
         ts = to_timestamp(_first(doc, "timestamp", "ts", "created_at") or _created(raw_response))
     except (ValueError, OverflowError, OSError) as exc:

@@ -18,8 +18,12 @@ from flywheel.quality.config import CurationConfig
 from flywheel.serve.settings import ServeConfig
 
 TaskType = Literal["classification", "extraction", "tool_call", "chat"]
-SourceFormat = Literal["auto", "openai", "openai_batch", "nvidia", "langfuse", "csv", "parquet", "spool"]
+SourceFormat = Literal[
+    "auto", "openai", "openai_batch", "nvidia", "langfuse", "csv", "parquet", "spool", "snips"
+]
 WORKLOAD_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+MAX_CONFIG_BYTES = 16 * 1024 * 1024
+MAX_CONFIG_NODES = 1_000_000
 
 
 class ConfigError(ValueError):
@@ -31,7 +35,7 @@ class Strict(BaseModel):
 
 
 class ColumnMapping(Strict):
-    """How a tabular (CSV/Parquet) source maps onto a chat interaction."""
+    """How a tabular (CSV/Parquet) source maps onto a chat interaction (snips: system_prompt, encoding)."""
 
     prompt: str = "prompt"
     response: str = "response"
@@ -42,6 +46,7 @@ class ColumnMapping(Strict):
     timestamp: str | None = None
     model: str | None = None
     workload_id: str | None = None
+    encoding: str | None = Field(None, description="snips: auto (UTF-8, else Latin-1) | a codec name")
 
 
 class SourceConfig(Strict):
@@ -88,7 +93,7 @@ class TeacherConfig(Strict):
 
 
 class StudentConfig(Strict):
-    name: str
+    name: str = Field(description="Used in model ids and checkpoint paths: letters, digits, '_', '-', '.'")
     kind: Literal["scratch", "causal-lm", "encoder-classifier", "encoder-extractor"] = "scratch"
     base: str | None = Field(None, description="Hub id or local path (causal-lm, encoder-*)")
     size: Literal["tiny", "small"] = "tiny"
@@ -98,6 +103,15 @@ class StudentConfig(Strict):
     batch_size: int = Field(16, ge=1)
     max_seq_length: int = Field(256, ge=16)
     options: dict[str, Any] = Field(default_factory=dict, description="Method-specific settings")
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_safe(cls, value: str) -> str:
+        # The name becomes <models>/<workload>/.runs/<name>-<key>, which a fresh run rmtree()s: a
+        # name like "../../x" would point that outside FLYWHEEL_HOME.
+        if not WORKLOAD_ID_RE.match(value):  # no '/', and a leading letter or digit: never '..'
+            raise ValueError("must be 1-64 of letters, digits, '_', '-', '.' (used in paths)")
+        return value
 
 
 class GateConfig(Strict):
@@ -190,29 +204,88 @@ def resolve_home(home: str | os.PathLike[str] | None) -> Path:
 
 
 def load_config(path: str | os.PathLike[str]) -> FlywheelConfig:
-    """Load and validate a flywheel.yaml; errors name the file, line and key path."""
+    """Load and validate a flywheel.yaml; errors name the file, line and key path.
+
+    Whatever the file holds, the only exception is ConfigError (the CLI turns it into one line).
+    """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: config file not found") from exc
-    except (UnicodeDecodeError, IsADirectoryError, PermissionError) as exc:
-        raise ConfigError(f"{path}: cannot read config: {exc}") from exc
-    try:
-        data = yaml.safe_load(text) or {}
-        root = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise ConfigError(f"{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from exc
+    text = _read_config_text(path)
+    data, root = _parse_yaml(path, text)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping, got {type(data).__name__}")
     try:
         config = FlywheelConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_describe_errors(path, root, exc)) from exc
+    except RecursionError as exc:
+        raise ConfigError(f"{path}: nested too deeply to validate") from exc
     config.source_file = str(path.resolve())
     return config
+
+
+def _read_config_text(path: Path) -> str:
+    try:
+        if path.stat().st_size > MAX_CONFIG_BYTES:  # read whole below: refuse before it costs memory
+            raise ConfigError(f"{path}: config is over {MAX_CONFIG_BYTES >> 20} MiB; is this the right file?")
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: config file not found") from exc
+    except (UnicodeDecodeError, OSError) as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc}") from exc
+
+
+def _parse_yaml(path: Path, text: str) -> tuple[Any, yaml.Node | None]:
+    """(data, node tree). PyYAML recurses per nesting level and turns a 5,000-digit integer into a
+    ValueError; both become ConfigError. Aliases are counted expanded, so a "billion laughs" file is
+    refused before anything walks it."""
+    try:
+        root = yaml.compose(text)
+        if _expanded_nodes(root) > MAX_CONFIG_NODES:
+            raise ConfigError(f"{path}: YAML aliases expand to over {MAX_CONFIG_NODES:,} values")
+        return yaml.safe_load(text) or {}, root
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from exc
+    except RecursionError as exc:
+        raise ConfigError(f"{path}: invalid YAML: nested too deeply") from exc
+    except ValueError as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"{path}: invalid YAML value: {exc}") from exc
+
+
+def _expanded_nodes(root: yaml.Node | None) -> int:
+    """How many values the document holds once aliases are expanded (iterative, memoised per node);
+    a recursive alias (`&a [*a]`) counts as too many."""
+    if root is None:
+        return 0
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        children = _children(node)
+        if children_done or not children:
+            sizes[id(node)] = 1 + sum(sizes[id(child)] for child in children)
+            open_nodes.discard(id(node))
+            continue
+        if id(node) in sizes:
+            continue
+        if id(node) in open_nodes:
+            return MAX_CONFIG_NODES + 1
+        open_nodes.add(id(node))
+        stack.append((node, True))
+        stack.extend((child, False) for child in children)
+    return sizes[id(root)]
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [item for pair in node.value for item in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
 
 
 def _describe_errors(path: Path, root: yaml.Node | None, exc: ValidationError) -> str:

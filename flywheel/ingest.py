@@ -11,54 +11,24 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
-import pyarrow as pa
-
 from connectors import REGISTRY, ReadContext, SourceError
 from connectors.detect import detect_format, resolve_paths
-from flywheel.records import Interaction, Rejected, interaction_id, quarantine_id, utcnow
-from flywheel.sharding import ParsedChunk, can_shard, parse_sharded
+from flywheel.ingest_columns import ParsedChunk, build_chunks, merge_chunks
+from flywheel.records import utcnow
+from flywheel.sharding import can_shard, parse_sharded
 from flywheel.store.db import Warehouse
 
-BATCH_SIZE = 20_000
+# Lines per write transaction: one DuckDB row group (122,880 rows). Each write opens the file, commits
+# and checkpoints, and a checkpoint rewrites a row group it appended to, so smaller batches cost more
+# (eight writes of 12,500 rows: three times one of 100,000) and a crash loses at most one batch.
+BATCH_SIZE = 122_880
 MAX_PROBLEMS_SHOWN = 20
 ProgressFn = Callable[[int], None]
-
-INTERACTION_SCHEMA = pa.schema(
-    [
-        ("id", pa.string()),
-        ("workload_id", pa.string()),
-        ("client_id", pa.string()),
-        ("source", pa.string()),
-        ("source_ref", pa.string()),
-        ("ts", pa.timestamp("us")),
-        ("model", pa.string()),
-        ("request", pa.string()),
-        ("response", pa.string()),
-        ("prompt_tokens", pa.int64()),
-        ("completion_tokens", pa.int64()),
-        ("latency_ms", pa.float64()),
-        ("cost_usd", pa.float64()),
-        ("logprobs", pa.string()),
-        ("feedback", pa.string()),
-        ("status", pa.string()),
-        ("metadata", pa.string()),
-    ]
-)
-QUARANTINE_SCHEMA = pa.schema(
-    [
-        ("id", pa.string()),
-        ("raw", pa.string()),
-        ("source", pa.string()),
-        ("source_ref", pa.string()),
-        ("reason", pa.string()),
-        ("detail", pa.string()),
-    ]
-)
 
 
 @dataclass
@@ -125,8 +95,11 @@ def ingest_paths(
         report.files.append(FileReport(str(patterns), fmt, "-", error=str(exc)))
         return report
     ctx = ReadContext(workload_id=workload_id, mapping=mapping or {}, price_fn=price_fn)
-    for path in paths:
-        report.files.append(ingest_file(warehouse, path, fmt, ctx, progress, batch_size))
+    with ThreadPoolExecutor(1, thread_name_prefix="ingest-schema") as background:
+        # Migrating a new warehouse takes a while; it happens while the first file is parsed.
+        schema = background.submit(warehouse.ensure_schema)
+        for path in paths:
+            report.files.append(ingest_file(warehouse, path, fmt, ctx, progress, batch_size, schema.result))
     return report
 
 
@@ -137,7 +110,9 @@ def ingest_file(
     ctx: ReadContext,
     progress: ProgressFn | None = None,
     batch_size: int = BATCH_SIZE,
+    schema_ready: Callable[[], None] = lambda: None,
 ) -> FileReport:
+    """Ingest one file; `schema_ready` waits for the warehouse schema before the first write."""
     batch_id = f"ing-{utcnow():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     file_report = FileReport(str(path), fmt, batch_id)
     started = utcnow()
@@ -146,34 +121,38 @@ def ingest_file(
         if file_report.format not in REGISTRY:
             raise SourceError(f"{path}: unknown format {file_report.format!r} (known: {sorted(REGISTRY)})")
         for chunk in _parsed_chunks(path, file_report.format, ctx, batch_size):
+            schema_ready()
             _write_chunk(warehouse, chunk, file_report, ctx.workload_id)
             if progress:
                 progress(chunk.read)
     except SourceError as exc:
         file_report.error = str(exc)
     if file_report.read or file_report.error is None:
+        schema_ready()
         warehouse.write(lambda con: _record_batch(con, file_report, ctx.workload_id, started))
     return file_report
 
 
 def _parsed_chunks(path: Path, fmt: str, ctx: ReadContext, batch_size: int) -> Iterator[ParsedChunk]:
     if can_shard(path, fmt):
-        yield from parse_sharded(path, fmt, ctx, batch_size)
+        yield from _coalesced(parse_sharded(path, fmt, ctx, batch_size), batch_size)
         return
-    chunk: list[Interaction | Rejected] = []
-    for item in REGISTRY[fmt].read(path, ctx):
-        chunk.append(item)
-        if len(chunk) >= batch_size:
-            yield parse_chunk(chunk)
-            chunk = []
-    if chunk:
-        yield parse_chunk(chunk)
+    yield from build_chunks(REGISTRY[fmt].items(path, ctx), batch_size)
 
 
-def parse_chunk(chunk: list[Interaction | Rejected]) -> ParsedChunk:
-    interactions, repeated, quarantine = to_tables(chunk)
-    reasons = Counter(item.reason for item in chunk if isinstance(item, Rejected))
-    return ParsedChunk(interactions, repeated, quarantine, reasons, len(chunk))
+def _coalesced(chunks: Iterable[ParsedChunk], batch_size: int) -> Iterator[ParsedChunk]:
+    """Workers return a chunk per shard; writing them together keeps transactions at `batch_size`
+    lines, since each write costs a connection, a commit and a checkpoint of the rows it touches."""
+    pending: list[ParsedChunk] = []
+    lines = 0
+    for chunk in chunks:
+        pending.append(chunk)
+        lines += chunk.read
+        if lines >= batch_size:
+            yield merge_chunks(pending)
+            pending, lines = [], 0
+    if pending:
+        yield merge_chunks(pending)
 
 
 def _write_chunk(
@@ -208,64 +187,6 @@ def _write_chunk(
     if room > 0:
         sample = chunk.quarantine.slice(0, room).select(["source_ref", "reason", "detail"]).to_pylist()
         report.problems.extend(f"{r['source_ref']}: {r['reason']}: {r['detail']}" for r in sample)
-
-
-def to_tables(chunk: list[Interaction | Rejected]) -> tuple[pa.Table, int, pa.Table]:
-    """Columnar batches for DuckDB; the second value counts ids repeated inside this chunk."""
-    rows: list[tuple[Any, ...]] = []
-    rejected: list[tuple[Any, ...]] = []
-    seen: set[str] = set()
-    repeated = 0
-    for item in chunk:
-        if isinstance(item, Rejected):
-            rejected.append(_rejected_row(item))
-            continue
-        request, response = item.canonical_json()
-        row_id = interaction_id(item.workload_id, request, response)
-        if row_id in seen:
-            repeated += 1
-            continue
-        seen.add(row_id)
-        rows.append(_interaction_row(item, row_id, request, response))
-    return _columnar(rows, INTERACTION_SCHEMA), repeated, _columnar(rejected, QUARANTINE_SCHEMA)
-
-
-def _columnar(rows: list[tuple[Any, ...]], schema: pa.Schema) -> pa.Table:
-    # Row tuples transposed once: far cheaper than appending to one list per column per row.
-    columns = list(zip(*rows, strict=True)) if rows else [() for _ in schema.names]
-    arrays = [pa.array(column, type=f.type) for column, f in zip(columns, schema, strict=True)]
-    return pa.Table.from_arrays(arrays, schema=schema)
-
-
-def _interaction_row(item: Interaction, row_id: str, request: bytes, response: bytes) -> tuple[Any, ...]:
-    return (
-        row_id,
-        item.workload_id,
-        item.client_id,
-        item.source,
-        item.source_ref,
-        item.ts,
-        item.model,
-        request.decode(),
-        response.decode(),
-        item.prompt_tokens,
-        item.completion_tokens,
-        item.latency_ms,
-        item.cost_usd,
-        _json_or_none(item.logprobs),
-        _json_or_none(item.feedback),
-        item.status,
-        _json_or_none(item.metadata or None),
-    )
-
-
-def _rejected_row(item: Rejected) -> tuple[Any, ...]:
-    reason_id = quarantine_id(item.source_ref, item.raw, item.reason)
-    return (reason_id, item.raw, item.source, item.source_ref, item.reason, item.detail)
-
-
-def _json_or_none(value: Any) -> str | None:
-    return None if value is None else orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def _record_batch(con: Any, report: FileReport, workload_id: str | None, started: Any) -> None:

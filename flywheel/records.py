@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import orjson
@@ -75,6 +75,28 @@ class Interaction:
         request, response = self.canonical_json()
         return interaction_id(self.workload_id, request, response)
 
+    def row(self) -> Row:
+        """The warehouse row (see `interaction_row`)."""
+        request, response = self.canonical_json()
+        return interaction_row(
+            self.workload_id,
+            self.client_id,
+            self.source,
+            self.source_ref,
+            self.ts,
+            self.model,
+            request,
+            response,
+            self.prompt_tokens,
+            self.completion_tokens,
+            self.latency_ms,
+            self.cost_usd,
+            self.logprobs,
+            self.feedback,
+            self.status,
+            self.metadata,
+        )
+
 
 @dataclass(slots=True)
 class Rejected:
@@ -87,22 +109,73 @@ class Rejected:
     detail: str = ""
 
 
+CANONICAL_JSON = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS  # orjson options of canonical_dumps
+
+
 def canonical_dumps(value: Any) -> bytes:
     """Deterministic JSON: sorted keys, no whitespace, UTF-8. Used for ids and storage."""
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    return orjson.dumps(value, option=CANONICAL_JSON)
 
 
 def interaction_id(workload_id: str, request_json: bytes, response_json: bytes) -> str:
-    digest = hashlib.sha256(workload_id.encode())
-    digest.update(b"\x00")
-    digest.update(request_json)
-    digest.update(b"\x00")
-    digest.update(response_json)
-    return digest.hexdigest()
+    # One buffer, one call: the same digest as hashing the parts in turn, with fewer calls.
+    return hashlib.sha256(b"\x00".join((workload_id.encode(), request_json, response_json))).hexdigest()
+
+
+Row = tuple[Any, ...]  # one interactions row: INTERACTION_COLUMNS up to "metadata"
+
+
+def interaction_row(
+    workload_id: str,
+    client_id: str | None,
+    source: str,
+    source_ref: str,
+    ts: datetime | None,
+    model: str | None,
+    request_json: bytes,
+    response_json: bytes,
+    prompt_tokens: int | None,
+    completion_tokens: int | None,
+    latency_ms: float | None,
+    cost_usd: float | None,
+    logprobs: Any,
+    feedback: Any,
+    status: str,
+    metadata: dict[str, Any],
+) -> Row:
+    """What ingestion stores for one interaction: its content id first, JSON columns as UTF-8 bytes.
+
+    The one place that lays out a row, for `Interaction.row` and for connectors that build rows
+    straight from their input (the fast path), so both produce the same values. Optional JSON
+    columns keep their keys in the given order (only request and response are canonical).
+    """
+    return (
+        interaction_id(workload_id, request_json, response_json),
+        workload_id,
+        client_id,
+        source,
+        source_ref,
+        ts,
+        model,
+        request_json,
+        response_json,
+        prompt_tokens,
+        completion_tokens,
+        latency_ms,
+        cost_usd,
+        None if logprobs is None else orjson.dumps(logprobs, option=orjson.OPT_NON_STR_KEYS),
+        None if feedback is None else orjson.dumps(feedback, option=orjson.OPT_NON_STR_KEYS),
+        status,
+        orjson.dumps(metadata, option=orjson.OPT_NON_STR_KEYS) if metadata else None,
+    )
 
 
 def quarantine_id(source_ref: str, raw: str, reason: str) -> str:
     return hashlib.sha256(f"{source_ref}\x00{reason}\x00{raw}".encode(errors="replace")).hexdigest()
+
+
+_EPOCH = datetime(1970, 1, 1)
+MAX_EPOCH_SECONDS = 10**11  # to_timestamp reads larger numbers as epoch milliseconds
 
 
 def utcnow() -> datetime:
@@ -111,6 +184,8 @@ def utcnow() -> datetime:
 
 def to_timestamp(value: Any) -> datetime | None:
     """Epoch seconds/ms or ISO-8601 -> naive UTC datetime; None when absent. Raises on garbage."""
+    if value.__class__ is int and 0 <= value <= MAX_EPOCH_SECONDS:
+        return _EPOCH + timedelta(0, value)  # exact, like fromtimestamp, at a third of the cost
     if value is None or value == "":
         return None
     if isinstance(value, bool):

@@ -135,3 +135,33 @@ def test_every_line_is_accounted_for(tmp_path_factory, lines: list[tuple[str, ob
     assert report["ingested"] == len(valid_ids)
     if path.stat().st_size and non_blank:
         assert _count(warehouse, "interactions") == len(valid_ids)
+
+
+def test_feedback_too_deep_to_store_is_quarantined_not_a_crash(tmp_path: Path) -> None:
+    deep = b"[" * 300 + b"]" * 300  # orjson reads 1024 levels but writes 254
+    line = orjson.dumps(chat_record(1))[:-1] + b', "feedback": ' + deep + b"}"
+    path = write_jsonl(tmp_path / "logs.jsonl", [line, chat_record(2)])
+    report = ingest_paths(Warehouse(tmp_path / "w.duckdb"), [path], workload_id="w").as_dict()
+    assert (report["ingested"], report["quarantined"], report["reasons"]) == (1, 1, {"unserializable": 1})
+
+
+def test_odd_models_and_token_counts_are_stored_not_a_crash(tmp_path: Path) -> None:
+    usage = {"prompt_tokens": 2**40, "completion_tokens": 1e30}  # beyond the INTEGER columns
+    odd = [
+        chat_record(1, response={**chat_record(1)["response"], "model": [["x"]]}),
+        chat_record(
+            2,
+            request={"model": {"a": 1}, "messages": [{"role": "user", "content": "b"}]},
+            response={k: v for k, v in chat_record(2)["response"].items() if k != "model"},
+        ),
+        chat_record(3, response={**chat_record(3)["response"], "model": 7, "usage": usage}),
+    ]
+    path = write_jsonl(tmp_path / "logs.jsonl", odd)
+    warehouse = Warehouse(tmp_path / "w.duckdb")
+    assert ingest_paths(warehouse, [path], workload_id="w").as_dict()["ingested"] == 3
+    rows = warehouse.read(
+        lambda con: con.execute(
+            "SELECT model, prompt_tokens, completion_tokens FROM interactions ORDER BY ts"
+        ).fetchall()
+    )
+    assert rows == [("gpt-4o-mini", 10, 1), (None, 10, 1), ("gpt-4o-mini", None, None)]

@@ -3,8 +3,10 @@ from pathlib import Path
 
 import pytest
 
+from connectors import base
 from flywheel import sharding
 from flywheel.ingest import ingest_paths
+from flywheel.records import Rejected
 from flywheel.store.db import Warehouse
 from tests.conftest import chat_record, write_jsonl
 
@@ -67,3 +69,36 @@ def test_gzip_is_never_sharded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(sharding, "SHARD_MIN_BYTES", 1)
     assert not sharding.can_shard(path, "openai")
     assert not sharding.can_shard(tmp_path / "plain.jsonl", "csv")
+
+
+def test_no_workers_while_the_machine_is_busier_than_its_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FLYWHEEL_INGEST_WORKERS", raising=False)
+    monkeypatch.setattr(sharding.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(sharding, "_load", lambda: 0.3)
+    assert sharding.worker_count() == 2
+    monkeypatch.setattr(sharding, "_load", lambda: 3.2)
+    assert sharding.worker_count() == 1
+    monkeypatch.setenv("FLYWHEEL_INGEST_WORKERS", "2")  # an explicit count always wins
+    assert sharding.worker_count() == 2
+
+
+def test_shards_read_the_same_lines_as_the_whole_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Byte ranges are followed by counting bytes, also past lines too long to keep."""
+    monkeypatch.setattr(base, "MAX_LINE_BYTES", 1000)
+    lines = [chat_record(i) for i in range(200)]
+    for i in range(0, 200, 23):
+        lines[i] = b'{"request": "' + b"x" * (1000 + 97 * i) + b'"}'  # over the limit, some many times
+    path = write_jsonl(tmp_path / "logs.jsonl", lines)
+    whole = [(ref, _kind(line)) for ref, line in base.iter_lines(path, "openai")]
+    parts = []
+    for shard in sharding.plan_shards(path, target_bytes=1_000):
+        span = (shard.start, shard.end)
+        parts += [(r, _kind(line)) for r, line in base.iter_lines(path, "openai", span, shard.first_line)]
+    assert parts == whole
+    assert sum(kind == "line_too_long" for _, kind in whole) == 9
+
+
+def _kind(line: object) -> str:
+    return line.reason if isinstance(line, Rejected) else "line"

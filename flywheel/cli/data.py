@@ -13,7 +13,7 @@ from flywheel.cli.app import JsonOpt, app, emit, err, fail, guarded, out, progre
 from flywheel.ingest import IngestReport, ingest_paths
 from flywheel.stats import workload_stats
 
-FORMATS = ["auto", "openai", "openai_batch", "nvidia", "langfuse", "csv", "parquet", "spool"]
+FORMATS = ["auto", "openai", "openai_batch", "nvidia", "langfuse", "csv", "parquet", "spool", "snips"]
 
 
 @app.command()

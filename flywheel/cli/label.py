@@ -132,4 +132,9 @@ def _render(payload: dict[str, Any]) -> None:
         out.print("failures: " + ", ".join(f"{k}={v}" for k, v in sorted(payload["failures"].items())))
     if payload["stopped_reason"] == "budget":
         out.print("[yellow]stopped: the budget was reached; what was labeled is kept. Re-run to continue.[/]")
+    if payload["stopped_reason"] == "teacher_unavailable":
+        out.print(
+            "[yellow]stopped: the teacher endpoint kept failing after retries; what was labeled is kept. "
+            "Check teacher.base_url and the key, then re-run to continue.[/]"
+        )
     out.print(f"run {payload['run_id']} on snapshot {payload['snapshot_id']} in {payload['seconds']:.1f}s")

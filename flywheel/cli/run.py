@@ -20,6 +20,9 @@ SUMMARY_KEYS = ("decision", "champion", "metric", "student_score", "teacher_scor
 
 
 def _quiet_prefect(as_json: bool) -> None:
+    from flywheel.reaper import reap_children_at_death
+
+    reap_children_at_death()  # Prefect's ephemeral API server must not outlive a kill -9 of this run
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     # Prefect gives its ephemeral API 20 s to come up; on a busy 2-core laptop it can take longer.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")

@@ -47,7 +47,7 @@ class PriceCatalog:
         return cls(prices)
 
     def price(self, model: str | None) -> Price | None:
-        if not model:
+        if not model or not isinstance(model, str):  # a log's "model" can hold anything: not a name
             return None
         if model not in self._resolved:  # ingestion asks once per record: resolve each name once
             self._resolved[model] = self._lookup(model)

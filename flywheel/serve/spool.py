@@ -18,6 +18,7 @@ calls whose shadow never finished into the spool without a teacher answer, so a 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import gzip
 import os
@@ -194,15 +195,12 @@ class SpoolWriter:
                     rotated.append(self._rotate_locked())
                 fd = self._open_locked()
                 data = b"".join(spool_lines)
-                _write_all(fd, data)
-                os.fsync(fd)
+                _append_durably(fd, data)
                 self._size += len(data)
                 self.lines_written += len(spool_lines)
                 self.fsyncs += 1
             if wal_lines:
-                fd = self._open_wal_locked()
-                _write_all(fd, b"".join(wal_lines))
-                os.fsync(fd)
+                _append_durably(self._open_wal_locked(), b"".join(wal_lines))
                 self.fsyncs += 1
             self._compact_wal_locked()
         for path in rotated:
@@ -300,6 +298,20 @@ def _without_shadow(record: dict[str, Any]) -> dict[str, Any]:
     metadata = dict(record.get("metadata") or {})
     metadata["shadow"] = "lost_on_restart"
     return {**record, "teacher_response": None, "metadata": metadata}
+
+
+def _append_durably(fd: int, data: bytes) -> None:
+    """Append and fsync, or leave the file as it was. A full disk (ENOSPC, EFBIG) can take half a
+    batch: that torn tail would fuse with the next line written after space is freed, so a record
+    acknowledged later would be unreadable. Cutting the tail off keeps every later line whole."""
+    start = os.fstat(fd).st_size
+    try:
+        _write_all(fd, data)
+        os.fsync(fd)
+    except OSError:
+        with contextlib.suppress(OSError):  # shrinking a file needs no free space
+            os.ftruncate(fd, start)
+        raise
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import openai
 import orjson
@@ -52,6 +52,14 @@ class Completion:
         if self.logprobs is not None:
             out["logprobs"] = self.logprobs
         return out
+
+
+class AttemptGate(Protocol):
+    """Sees every attempt of a call and may refuse the next one by raising (a circuit breaker)."""
+
+    def check(self) -> None: ...
+    def failed(self, exc: TeacherCallError) -> None: ...
+    def succeeded(self) -> None: ...
 
 
 class TeacherCallError(RuntimeError):
@@ -118,6 +126,7 @@ class TeacherClient:
         self._rng = random.Random(seed)
         self._slots = asyncio.Semaphore(teacher.concurrency)
         self._limits = RateLimits(teacher.requests_per_minute, teacher.tokens_per_minute)
+        self._paused_until = 0.0  # time.monotonic() before which no attempt starts (after a 429)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self.attempts = 0
@@ -130,27 +139,49 @@ class TeacherClient:
             text = text.replace(secret, "***")
         return text
 
-    async def complete(self, request: dict[str, Any]) -> Completion:
-        """Send one chat.completions request (model defaults to the config's); retry what is retryable."""
+    async def complete(self, request: dict[str, Any], gate: AttemptGate | None = None) -> Completion:
+        """Send one chat.completions request (model defaults to the config's); retry what is retryable.
+
+        A 429 pauses every call of this client until its Retry-After (or backoff) has passed, so a
+        rate-limit storm is met by one wave per pause, not by every queued call in turn. `gate` sees
+        each attempt (teacher/breaker.py) and may refuse the next one.
+        """
         payload = {"model": self.model, **request}
         estimate = estimate_tokens(payload)
+        resume_at = 0.0  # when this call's own last delay ends: a pause up to then is already served
         for attempt in range(self.config.max_retries + 1):
             await self._limits.acquire(estimate)
             try:
                 async with self._slots:
+                    await self._wait_out_pause(resume_at)
+                    if gate is not None:
+                        gate.check()
                     self.attempts += 1
                     completion = await self._attempt(payload)
             except TeacherCallError as exc:
                 self._limits.settle(estimate, 0)
+                if gate is not None:
+                    gate.failed(exc)
                 if exc.reason not in RETRYABLE or attempt == self.config.max_retries:
                     raise
                 delay = self._delay(attempt, exc.retry_after)
+                resume_at = max(resume_at, time.monotonic() + delay)
+                if exc.reason == "rate_limited":
+                    self._paused_until = max(self._paused_until, resume_at)
                 log.debug("teacher %s (attempt %d); retrying in %.2fs", exc.reason, attempt + 1, delay)
                 await self._sleep(delay)
                 continue
             self._limits.settle(estimate, completion.prompt_tokens + completion.completion_tokens)
+            if gate is not None:
+                gate.succeeded()
             return completion
         raise AssertionError("unreachable")
+
+    async def _wait_out_pause(self, resume_at: float) -> None:
+        """Sleep until the shared 429 pause ends, less what this call's own delay already covered."""
+        remaining = self._paused_until - max(time.monotonic(), resume_at)
+        if remaining > 0:
+            await self._sleep(remaining)
 
     async def _attempt(self, payload: dict[str, Any]) -> Completion:
         started = time.perf_counter()

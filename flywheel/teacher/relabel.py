@@ -18,6 +18,7 @@ from flywheel.config import WorkloadConfig
 from flywheel.pricing import PriceCatalog
 from flywheel.records import Example, utcnow
 from flywheel.store.db import Warehouse
+from flywheel.teacher.breaker import TeacherUnavailable
 from flywheel.teacher.budget import Budget, BudgetExhausted
 from flywheel.teacher.cache import MemoryStore, TeacherStore
 from flywheel.teacher.client import TeacherCallError, TeacherClient
@@ -74,7 +75,7 @@ async def open_run(
         if track:
             await store.run(lambda con: upsert_run(con, report))
         yield LabelRun(session, report, snapshot_id)
-        report.stopped_reason = "budget" if budget.exhausted else "completed"
+        report.stopped_reason = _stopped_reason(session)
     except (asyncio.CancelledError, KeyboardInterrupt):
         report.stopped_reason = "interrupted"
         raise
@@ -87,6 +88,13 @@ async def open_run(
         await store.close()
         if track:
             await store.run(lambda con: upsert_run(con, report))
+
+
+def _stopped_reason(session: TeacherSession) -> str:
+    if session.breaker.tripped:
+        log.warning("teacher unavailable: %s", session.breaker.describe())
+        return "teacher_unavailable"
+    return "budget" if session.budget.exhausted else "completed"
 
 
 async def relabel_examples(
@@ -119,7 +127,7 @@ async def label_item(
         label, fresh = await relabel_one(
             run.session, example, workload, mode=mode, snapshot_id=run.snapshot_id, request=request
         )
-    except BudgetExhausted:
+    except (BudgetExhausted, TeacherUnavailable):  # not the item's fault: the next run labels it
         report.skipped += 1
         return None
     except (InvalidAnswer, TeacherCallError) as exc:

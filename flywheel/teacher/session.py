@@ -14,9 +14,10 @@ from typing import Any
 from flywheel.config import ConfigError
 from flywheel.pricing import PriceCatalog
 from flywheel.records import utcnow
+from flywheel.teacher.breaker import Breaker
 from flywheel.teacher.budget import Budget
 from flywheel.teacher.cache import CachedAnswer, TeacherStore, cache_key, ledger_row
-from flywheel.teacher.client import Completion, TeacherClient, estimate_usage
+from flywheel.teacher.client import Completion, TeacherCallError, TeacherClient, estimate_usage
 
 
 @dataclass(slots=True)
@@ -58,6 +59,7 @@ class TeacherSession:
         self.k_votes = client.config.k_votes  # predictions and judging set 1
         self.calls = 0
         self.cost_usd = 0.0
+        self.breaker = Breaker.for_concurrency(client.config.concurrency)
         self._known: dict[str, CachedAnswer] = {}
         self._looked_up: set[str] = set()
         self._inflight: dict[str, asyncio.Task[CachedAnswer]] = {}
@@ -96,13 +98,17 @@ class TeacherSession:
                 self._inflight.pop(key, None)
 
     async def _call(self, key: str, payload: dict[str, Any]) -> CachedAnswer:
+        self.breaker.check()
         price = self.prices.price(self.client.model)
         guess = price.cost(*estimate_usage(payload)) if price else 0.0
         reserved = await self.budget.reserve(guess)
         actual = 0.0
         try:
-            completion = await self.client.complete(payload)
+            completion = await self.client.complete(payload, gate=self.breaker)
             actual = self.cost(completion)
+        except TeacherCallError as exc:
+            self.breaker.call_failed(exc)
+            raise
         finally:
             await self.budget.settle(reserved, actual)
         answer = CachedAnswer(key, self.client.model, payload, completion, actual, utcnow())

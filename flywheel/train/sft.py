@@ -227,9 +227,15 @@ def sft_config(settings: TrainSettings, hardware: Hardware, run_dir: Path, seed:
 
 
 def last_checkpoint(run_dir: Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
-
-    return get_last_checkpoint(str(run_dir)) if run_dir.is_dir() else None
+    """The newest complete checkpoint: a kill during a save leaves weights without trainer state
+    (written last), and resuming from that one would fail on every re-run."""
+    if not run_dir.is_dir():
+        return None
+    complete = [
+        d for d in run_dir.glob("checkpoint-*")
+        if d.name.split("-")[-1].isdigit() and (d / "trainer_state.json").is_file()
+    ]  # fmt: skip
+    return str(max(complete, key=lambda d: int(d.name.split("-")[-1]))) if complete else None
 
 
 def run_trainer(trainer: Any, run_dir: Path, resume: bool) -> FitResult:

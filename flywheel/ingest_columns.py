@@ -1,0 +1,148 @@
+"""Connector items -> Arrow tables for the warehouse, one record at a time.
+
+Each item is turned into column values as soon as it is read, so a chunk holds only strings, bytes
+and numbers: no per-record objects or parsed JSON trees stay alive. That keeps memory flat and,
+because strings and numbers are not tracked by the cyclic garbage collector, keeps its passes from
+rescanning every record of the chunk (on 20k-record chunks those passes cost more than parsing).
+Canonical JSON stays as the bytes orjson wrote; Arrow checks they are UTF-8 in C.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from flywheel.arrow_columns import booleans, column
+from flywheel.records import Interaction, Rejected, Row, quarantine_id
+
+INTERACTION_SCHEMA = pa.schema(
+    [
+        ("id", pa.large_string()),
+        ("workload_id", pa.large_string()),
+        ("client_id", pa.large_string()),
+        ("source", pa.large_string()),
+        ("source_ref", pa.large_string()),
+        ("ts", pa.timestamp("us")),
+        ("model", pa.large_string()),
+        ("request", pa.large_string()),
+        ("response", pa.large_string()),
+        ("prompt_tokens", pa.int64()),
+        ("completion_tokens", pa.int64()),
+        ("latency_ms", pa.float64()),
+        ("cost_usd", pa.float64()),
+        ("logprobs", pa.large_string()),
+        ("feedback", pa.large_string()),
+        ("status", pa.large_string()),
+        ("metadata", pa.large_string()),
+    ]
+)
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        ("id", pa.large_string()),
+        ("raw", pa.large_string()),
+        ("source", pa.large_string()),
+        ("source_ref", pa.large_string()),
+        ("reason", pa.large_string()),
+        ("detail", pa.large_string()),
+    ]
+)
+
+
+@dataclass(slots=True)
+class ParsedChunk:
+    """Consecutive input units as tables; `repeated` counts ids seen earlier in the same chunk."""
+
+    interactions: pa.Table
+    repeated: int
+    quarantine: pa.Table
+    reasons: Counter[str]
+    read: int
+
+
+class ChunkBuilder:
+    """Accumulates items as columns; `build()` returns the chunk and starts a new one."""
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self.read = 0
+        self._repeated = 0
+        self._seen: set[str] = set()
+        self._rows: list[tuple[Any, ...]] = []
+        self._rejected: list[tuple[str, ...]] = []
+        self._reasons: Counter[str] = Counter()
+
+    def add(self, item: Row | Interaction | Rejected) -> None:
+        """One input unit: a row a connector built itself, an Interaction, or a rejection."""
+        self.read += 1
+        if item.__class__ is not tuple:
+            if isinstance(item, Rejected):
+                self._reject(item)
+                return
+            item = item.row()
+        if item[0] in self._seen:
+            self._repeated += 1
+            return
+        self._seen.add(item[0])
+        self._rows.append(item)
+
+    def _reject(self, item: Rejected) -> None:
+        reason_id = quarantine_id(item.source_ref, item.raw, item.reason)
+        self._rejected.append((reason_id, item.raw, item.source, item.source_ref, item.reason, item.detail))
+        self._reasons[item.reason] += 1
+
+    def build(self) -> ParsedChunk:
+        interactions = _table(self._rows, INTERACTION_SCHEMA)
+        quarantine = _table(self._rejected, QUARANTINE_SCHEMA)
+        chunk = ParsedChunk(interactions, self._repeated, quarantine, self._reasons, self.read)
+        self._reset()
+        return chunk
+
+
+def _table(rows: list[tuple[Any, ...]], schema: pa.Schema) -> pa.Table:
+    # Rows transposed once: cheaper than appending to one list per column per row.
+    columns = list(zip(*rows, strict=True)) or [() for _ in schema]
+    arrays = [column(values, f.type) for values, f in zip(columns, schema, strict=True)]
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def build_chunks(items: Iterable[Row | Interaction | Rejected], batch_size: int) -> Iterator[ParsedChunk]:
+    """Chunks of `batch_size` consecutive items (the last one may be shorter)."""
+    builder = ChunkBuilder()
+    for item in items:
+        builder.add(item)
+        if builder.read >= batch_size:
+            yield builder.build()
+    if builder.read:
+        yield builder.build()
+
+
+def merge_chunks(chunks: list[ParsedChunk]) -> ParsedChunk:
+    """One chunk from consecutive ones: an id repeated across them is kept once, at its first line."""
+    if len(chunks) == 1:
+        return chunks[0]
+    seen: set[str] = set()
+    tables: list[pa.Table] = []
+    repeated = 0
+    for chunk in chunks:
+        table = chunk.interactions
+        ids = table.column("id").to_pylist()  # unique within a chunk already
+        if not seen.isdisjoint(ids):
+            keep = np.fromiter((i not in seen for i in ids), dtype=np.bool_, count=len(ids))
+            table = table.filter(booleans(keep))
+            repeated += len(ids) - table.num_rows
+        seen.update(ids)
+        tables.append(table)
+        repeated += chunk.repeated
+    reasons: Counter[str] = Counter()
+    for chunk in chunks:
+        reasons.update(chunk.reasons)
+    quarantine = pa.concat_tables([c.quarantine for c in chunks])
+    read = sum(c.read for c in chunks)
+    return ParsedChunk(pa.concat_tables(tables), repeated, quarantine, reasons, read)
