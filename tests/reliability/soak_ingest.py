@@ -92,7 +92,9 @@ def tree_rss_bytes(root: int) -> int:
 
 def ingest(path: Path, home: Path) -> dict[str, Any]:
     args = [str(FLYWHEEL), "--home", str(home), "ingest", str(path), "-w", "soak", "-f", "openai", "--json"]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    # Both files with the same worker count: ingest picks none under load, so otherwise the small and
+    # the big run can differ in process count and their peaks do not compare.
+    env = {"FLYWHEEL_INGEST_WORKERS": "2", **os.environ, "PYTHONPATH": str(REPO)}
     started = time.monotonic()
     process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=REPO)
     peak = {"bytes": 0}
@@ -145,7 +147,9 @@ def main() -> None:
             figures[label] = result
             path.unlink()
     small, big = figures["small"]["peak_rss_mib"], figures["big"]["peak_rss_mib"]
-    figures["bounded"] = big <= args.max_rss_mib and big <= 1.5 * small + 256
+    # A 10x larger file may reach the full write batch the small one never fills, but memory that grew
+    # with the file would be ~10x: twice the small peak plus slack separates the two cleanly.
+    figures["bounded"] = big <= args.max_rss_mib and big <= 2 * small + 256
     print(json.dumps(figures, sort_keys=True))
     if not figures["bounded"]:
         raise SystemExit(
