@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from benchlib import (
     latest_model,
     loop_lines,
     passed,
+    run_dir,
     score,
     workload_row,
 )
@@ -47,7 +47,11 @@ def main() -> int:
     if not all((args.data / name).exists() for name in ("train.csv", "test.csv", "categories.json")):
         print(f"skip: BANKING77 not found under {args.data}")
         return 0
-    out = args.out or Path(tempfile.mkdtemp(prefix="bench-banking77-"))
+    with run_dir(args.out, "bench-banking77-") as out:
+        return run_bench(args, out)
+
+
+def run_bench(args: argparse.Namespace, out: Path) -> int:
     env = bench_env(out)
     started = time.monotonic()
     recipe = ["recipe", "banking77", "--data", args.data, "--out", out]

@@ -22,7 +22,6 @@ import argparse
 import csv
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from benchlib import DATA_ROOT, bench_env, ci_text, figure, flywheel, latest_model, score  # noqa: E402
+from benchlib import (  # noqa: E402
+    DATA_ROOT,
+    bench_env,
+    ci_text,
+    figure,
+    flywheel,
+    latest_model,
+    run_dir,
+    score,
+)
 
 BENCH = "banking77_noise"
 KEY_ENV = "FLYWHEEL_BENCH_TEACHER_KEY"
@@ -136,10 +144,10 @@ def main() -> int:
 
     gold, labels = read_gold(args.data)
     oracle = NoisyGoldTeacher(gold, labels, args.teacher_error, seed=args.seed)
-    out = args.out or Path(tempfile.mkdtemp(prefix="bench-noise-"))
     started = time.monotonic()
     cases = {}
-    with serve_in_thread(make_fake_openai_app(oracle, model="gpt-4o-mini")) as base_url:
+    app = make_fake_openai_app(oracle, model="gpt-4o-mini")
+    with run_dir(args.out, "bench-noise-") as out, serve_in_thread(app) as base_url:
         for case in args.cases.split(","):
             cases[case] = run_case(case, args, out, base_url, gold)
         k1 = single_vote_accuracy(cases["relabel"]["config"], base_url, gold) if "relabel" in cases else None

@@ -13,13 +13,27 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 FLYWHEEL = str(Path(sys.executable).parent / "flywheel")
 DATA_ROOT = ROOT.parent / "shared" / "data"
+
+
+@contextmanager
+def run_dir(out: Path | None, prefix: str) -> Iterator[Path]:
+    """`out` when given (kept for inspection), else a temporary directory removed afterwards."""
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        yield out
+        return
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        yield Path(tmp)
 
 
 def bench_env(home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:

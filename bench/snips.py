@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from benchlib import (
     latest_model,
     loop_lines,
     passed,
+    run_dir,
     score,
     workload_row,
 )
@@ -51,7 +51,11 @@ def main() -> int:
     if not any(args.data.glob("train_*_full.json")) or not any(args.data.glob("validate_*.json")):
         print(f"skip: Snips train_*_full.json / validate_*.json not found under {args.data}")
         return 0
-    out = args.out or Path(tempfile.mkdtemp(prefix="bench-snips-"))
+    with run_dir(args.out, "bench-snips-") as out:
+        return run_bench(args, out)
+
+
+def run_bench(args: argparse.Namespace, out: Path) -> int:
     env = bench_env(out)
     started = time.monotonic()
     options = [*(["--epochs", str(args.epochs)] if args.epochs else []),
