@@ -33,7 +33,9 @@ WORKLOAD = "support-routing"
 TEACHER_KEY = "sk-canary-teacher-7f1e9b2c4d6a8e0f1a3b5c7d9e1f3a5b"
 SERVE_KEY = "fw-canary-serve-0c2e4a6b8d0f2a4c6e8b0d2f4a6c8e0b"
 RAW_TABLES = {"interactions", "quarantine"}  # the user's own traffic, as logged: PII allowed there only
-STAGES = ("ingest", "curate", "label", "train")
+# Kill points: after a stage is done, or mid-training once its first checkpoint is on disk. Not after
+# "train done": evaluate and costs of the tiny student can finish inside the random delay.
+STAGES = ("ingest", "curate", "label", "mid-train")
 
 
 def setup_home(tmp_path: Path, teacher_url: str) -> tuple[Path, Path, list[str]]:
@@ -83,6 +85,18 @@ def wait_in_stderr(child: Child, text: str, timeout_s: float) -> bool:
     raise AssertionError(f"{text!r} never logged: {child.stderr[-2000:]}")
 
 
+def wait_for_checkpoint(child: Child, home: Path, timeout_s: float) -> bool:
+    """True once the student's first checkpoint is saved while the run is still alive."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if child.process.poll() is not None:
+            return False
+        if list((home / "models" / WORKLOAD / ".runs").rglob("checkpoint-*/trainer_state.json")):
+            return True
+        time.sleep(0.05)
+    raise AssertionError(f"no checkpoint saved: {child.stderr[-2000:]}")
+
+
 def race_then_kill(config: Path, home: Path, prefect_home: Path, rng: random.Random) -> dict[str, Any]:
     """Two runs at once: one must refuse; the other is killed after a random stage."""
     racers = [run_flywheel(config, home, f"race-{i}", prefect_home) for i in range(2)]
@@ -94,8 +108,11 @@ def race_then_kill(config: Path, home: Path, prefect_home: Path, rng: random.Ran
     winner = next(r for r in racers if r is not loser)
     loser.finish(30)
     stage = rng.choice(STAGES)
-    reached = wait_in_stderr(winner, f"{WORKLOAD}: {stage} done", timeout_s=300)
-    time.sleep(rng.uniform(0.0, 1.0))
+    if stage == "mid-train":
+        reached = wait_for_checkpoint(winner, home, timeout_s=300)
+    else:
+        reached = wait_in_stderr(winner, f"{WORKLOAD}: {stage} done", timeout_s=300)
+        time.sleep(rng.uniform(0.0, 1.0))
     killed = winner.kill9() if reached else False
     return {
         "loser": loser,
