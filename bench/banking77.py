@@ -21,7 +21,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchlib import (
-    DATA_ROOT,
     bench_env,
     ci_text,
     cost_lines,
@@ -30,6 +29,7 @@ from benchlib import (
     latest_model,
     loop_lines,
     passed,
+    recipe_parser,
     run_dir,
     score,
     workload_row,
@@ -39,10 +39,7 @@ BENCH = "banking77"
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DATA_ROOT / "banking77")
-    parser.add_argument("--out", type=Path, default=None, help="Run directory (default: a temp dir)")
-    parser.add_argument("--epochs", type=float, default=None, help="Override the recipe's 3 epochs")
+    parser = recipe_parser(__doc__, "banking77", "Override the recipe's 3 epochs")
     args = parser.parse_args()
     if not all((args.data / name).exists() for name in ("train.csv", "test.csv", "categories.json")):
         print(f"skip: BANKING77 not found under {args.data}")

@@ -9,6 +9,7 @@ A benchmark imports it as `from benchlib import figure` (python puts bench/ on s
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -23,6 +24,15 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 FLYWHEEL = str(Path(sys.executable).parent / "flywheel")
 DATA_ROOT = ROOT.parent / "shared" / "data"
+
+
+def recipe_parser(doc: str, dataset: str, epochs_help: str) -> argparse.ArgumentParser:
+    """The options every real-data bench takes: where the data is, where to run, how long to train."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DATA_ROOT / dataset)
+    parser.add_argument("--out", type=Path, default=None, help="Run directory (default: a temp dir)")
+    parser.add_argument("--epochs", type=float, default=None, help=epochs_help)
+    return parser
 
 
 @contextmanager

@@ -24,7 +24,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchlib import (
-    DATA_ROOT,
     bench_env,
     ci_text,
     cost_lines,
@@ -33,6 +32,7 @@ from benchlib import (
     latest_model,
     loop_lines,
     passed,
+    recipe_parser,
     run_dir,
     score,
     workload_row,
@@ -42,10 +42,7 @@ BENCH = "snips"
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DATA_ROOT / "snips")
-    parser.add_argument("--out", type=Path, default=None, help="Run directory (default: a temp dir)")
-    parser.add_argument("--epochs", type=float, default=None, help="Override the recipe's epochs")
+    parser = recipe_parser(__doc__, "snips", "Override the recipe's epochs")
     parser.add_argument("--limit", type=int, default=None, help="A seeded subset of the training files")
     args = parser.parse_args()
     if not any(args.data.glob("train_*_full.json")) or not any(args.data.glob("validate_*.json")):

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,8 +126,9 @@ def _pump(process: subprocess.Popen[str], lines: queue.Queue[str | None]) -> Non
     lines.put(None)
 
 
-def _group_members(pgid: int) -> list[int]:
-    members = []
+def proc_stats() -> Iterator[tuple[int, list[str]]]:
+    """(pid, /proc/<pid>/stat fields after the command name) for every live process: state, ppid,
+    pgrp, ... (field 0 here is field 3 of proc(5)); processes that vanish meanwhile are skipped."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -135,9 +136,11 @@ def _group_members(pgid: int) -> list[int]:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[2]) == pgid and fields[0] != "Z":  # fields: state, ppid, pgrp
-            members.append(int(entry.name))
-    return members
+        yield int(entry.name), fields
+
+
+def _group_members(pgid: int) -> list[int]:
+    return [pid for pid, fields in proc_stats() if int(fields[2]) == pgid and fields[0] != "Z"]
 
 
 def _group_alive(pgid: int) -> bool:

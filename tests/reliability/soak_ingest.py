@@ -25,6 +25,8 @@ from typing import Any
 
 import orjson
 
+from tests.reliability.helpers import proc_stats
+
 REPO = Path(__file__).resolve().parents[2]
 FLYWHEEL = Path(sys.executable).with_name("flywheel")
 PAD = "my order arrived damaged and the replacement never shipped, please help " * 11
@@ -72,15 +74,9 @@ def tree_rss_bytes(root: int) -> int:
     """Resident memory of `root` and all its descendants (from /proc)."""
     parents: dict[int, int] = {}
     rss: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[int(entry.name)] = int(fields[1])
-        rss[int(entry.name)] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")  # field 24: rss pages
+    for pid, fields in proc_stats():
+        parents[pid] = int(fields[1])
+        rss[pid] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")  # field 24: rss pages
     tree, frontier = {root}, [root]
     while frontier:
         parent = frontier.pop()
