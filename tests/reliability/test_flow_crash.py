@@ -11,6 +11,7 @@ import json
 import random
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -74,27 +75,25 @@ def run_flywheel(config: Path, home: Path, name: str, prefect_home: Path) -> Chi
     return spawn([*args, "--label-mode", "relabel", "--json"], home, name, env)
 
 
-def wait_in_stderr(child: Child, text: str, timeout_s: float) -> bool:
+def wait_until(child: Child, ready: Callable[[], bool], what: str, timeout_s: float) -> bool:
+    """Poll `ready` while the child runs; once it has exited, whether `ready` came true."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if text in child.stderr:
+        if ready():
             return True
         if child.process.poll() is not None:
-            return text in child.stderr
+            return ready()
         time.sleep(0.05)
-    raise AssertionError(f"{text!r} never logged: {child.stderr[-2000:]}")
+    raise AssertionError(f"{what} never happened: {child.stderr[-2000:]}")
 
 
-def wait_for_checkpoint(child: Child, home: Path, timeout_s: float) -> bool:
-    """True once the student's first checkpoint is saved while the run is still alive."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if child.process.poll() is not None:
-            return False
-        if list((home / "models" / WORKLOAD / ".runs").rglob("checkpoint-*/trainer_state.json")):
-            return True
-        time.sleep(0.05)
-    raise AssertionError(f"no checkpoint saved: {child.stderr[-2000:]}")
+def kill_point_reached(child: Child, home: Path, stage: str) -> bool:
+    """After "<stage> done" is logged; mid-train once the first checkpoint is on disk."""
+    if stage == "mid-train":
+        runs = home / "models" / WORKLOAD / ".runs"
+        return wait_until(child, lambda: any(runs.rglob("checkpoint-*/trainer_state.json")), stage, 300)
+    done = f"{WORKLOAD}: {stage} done"
+    return wait_until(child, lambda: done in child.stderr, repr(done), 300)
 
 
 def race_then_kill(config: Path, home: Path, prefect_home: Path, rng: random.Random) -> dict[str, Any]:
@@ -108,10 +107,8 @@ def race_then_kill(config: Path, home: Path, prefect_home: Path, rng: random.Ran
     winner = next(r for r in racers if r is not loser)
     loser.finish(30)
     stage = rng.choice(STAGES)
-    if stage == "mid-train":
-        reached = wait_for_checkpoint(winner, home, timeout_s=300)
-    else:
-        reached = wait_in_stderr(winner, f"{WORKLOAD}: {stage} done", timeout_s=300)
+    reached = kill_point_reached(winner, home, stage)
+    if stage != "mid-train":
         time.sleep(rng.uniform(0.0, 1.0))
     killed = winner.kill9() if reached else False
     return {
