@@ -58,6 +58,19 @@ def strings(values: list[Any] | tuple[Any, ...]) -> pa.Array:
     return array
 
 
+def utf8_strings(data: bytes | bytearray, sizes: Any) -> pa.Array:
+    """large_string without nulls from the values' UTF-8 bytes laid end to end and their sizes
+    (any buffer of int64, e.g. array("q")); raises ArrowInvalid when the bytes are not UTF-8."""
+    count = len(sizes)
+    offsets = np.zeros(count + 1, dtype=np.int64)
+    np.cumsum(np.frombuffer(sizes, dtype=np.int64, count=count), out=offsets[1:])
+    if offsets[-1] != len(data):
+        raise ValueError(f"sizes add up to {offsets[-1]} bytes, the data holds {len(data)}")
+    array = pa.Array.from_buffers(pa.large_string(), count, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+    array.validate(full=True)
+    return array
+
+
 def booleans(mask: np.ndarray) -> pa.Array:
     """A boolean array (no nulls) from a numpy bool mask, e.g. for Table.filter."""
     bits = pa.py_buffer(np.packbits(mask, bitorder="little"))

@@ -18,16 +18,16 @@ from typing import Any
 
 from connectors import REGISTRY, ReadContext, SourceError
 from connectors.detect import detect_format, resolve_paths
-from flywheel.ingest_columns import ParsedChunk, build_chunks, merge_chunks
+from flywheel.ingest_columns import ParsedChunk, build_chunks
+from flywheel.ingest_writer import ChunkWriter
 from flywheel.records import utcnow
-from flywheel.sharding import can_shard, parse_sharded
+from flywheel.sharding import WorkerPool, can_shard, parse_sharded, wants_workers
 from flywheel.store.db import Warehouse
 
 # Lines per write transaction: one DuckDB row group (122,880 rows). Each write opens the file, commits
 # and checkpoints, and a checkpoint rewrites a row group it appended to, so smaller batches cost more
 # (eight writes of 12,500 rows: three times one of 100,000) and a crash loses at most one batch.
 BATCH_SIZE = 122_880
-MAX_PROBLEMS_SHOWN = 20
 ProgressFn = Callable[[int], None]
 
 
@@ -95,98 +95,67 @@ def ingest_paths(
         report.files.append(FileReport(str(patterns), fmt, "-", error=str(exc)))
         return report
     ctx = ReadContext(workload_id=workload_id, mapping=mapping or {}, price_fn=price_fn)
-    with ThreadPoolExecutor(1, thread_name_prefix="ingest-schema") as background:
+    with WorkerPool() as workers, ThreadPoolExecutor(1, thread_name_prefix="ingest-schema") as background:
+        if wants_workers(paths, fmt):
+            workers.start()  # before the schema thread: a fork is only safe while no other thread runs
         # Migrating a new warehouse takes a while; it happens while the first file is parsed.
         schema = background.submit(warehouse.ensure_schema)
+        run = _Run(warehouse, ctx, progress, batch_size, schema.result, workers)
         for path in paths:
-            report.files.append(ingest_file(warehouse, path, fmt, ctx, progress, batch_size, schema.result))
+            report.files.append(ingest_file(run, path, fmt))
     return report
 
 
-def ingest_file(
-    warehouse: Warehouse,
-    path: Path,
-    fmt: str,
-    ctx: ReadContext,
-    progress: ProgressFn | None = None,
-    batch_size: int = BATCH_SIZE,
-    schema_ready: Callable[[], None] = lambda: None,
-) -> FileReport:
-    """Ingest one file; `schema_ready` waits for the warehouse schema before the first write."""
+@dataclass
+class _Run:
+    """What the files of one ingest call share; `schema_ready` waits for the warehouse schema."""
+
+    warehouse: Warehouse
+    ctx: ReadContext
+    progress: ProgressFn | None
+    batch_size: int
+    schema_ready: Callable[[], Any]
+    workers: WorkerPool
+
+
+def ingest_file(run: _Run, path: Path, fmt: str) -> FileReport:
+    """Ingest one file; a file that cannot be read gets its error in the report."""
     batch_id = f"ing-{utcnow():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     file_report = FileReport(str(path), fmt, batch_id)
     started = utcnow()
+    workload_id = run.ctx.workload_id
+    writer = ChunkWriter(run.warehouse, file_report, workload_id, run.batch_size)
     try:
-        file_report.format = detect_format(path) if fmt == "auto" else fmt
-        if file_report.format not in REGISTRY:
-            raise SourceError(f"{path}: unknown format {file_report.format!r} (known: {sorted(REGISTRY)})")
-        for chunk in _parsed_chunks(path, file_report.format, ctx, batch_size):
-            schema_ready()
-            _write_chunk(warehouse, chunk, file_report, ctx.workload_id)
-            if progress:
-                progress(chunk.read)
-    except SourceError as exc:
-        file_report.error = str(exc)
-    if file_report.read or file_report.error is None:
-        schema_ready()
-        warehouse.write(lambda con: _record_batch(con, file_report, ctx.workload_id, started))
+        try:
+            file_report.format = _file_format(path, fmt)
+            for chunk in _parsed_chunks(run, path, file_report.format):
+                run.schema_ready()
+                writer.add(chunk)
+                if run.progress:
+                    run.progress(chunk.read)
+        except SourceError as exc:  # what was read before it stays: finish() commits it
+            file_report.error = str(exc)
+        if writer.lines or file_report.error is None:
+            run.schema_ready()
+            writer.finish(lambda con: _record_batch(con, file_report, workload_id, started))
+    except BaseException:
+        writer.abort()
+        raise
     return file_report
 
 
-def _parsed_chunks(path: Path, fmt: str, ctx: ReadContext, batch_size: int) -> Iterator[ParsedChunk]:
+def _file_format(path: Path, fmt: str) -> str:
+    found = detect_format(path) if fmt == "auto" else fmt
+    if found not in REGISTRY:
+        raise SourceError(f"{path}: unknown format {found!r} (known: {sorted(REGISTRY)})")
+    return found
+
+
+def _parsed_chunks(run: _Run, path: Path, fmt: str) -> Iterator[ParsedChunk]:
     if can_shard(path, fmt):
-        yield from _coalesced(parse_sharded(path, fmt, ctx, batch_size), batch_size)
+        yield from parse_sharded(path, fmt, run.ctx, run.batch_size, run.workers)
         return
-    yield from build_chunks(REGISTRY[fmt].items(path, ctx), batch_size)
-
-
-def _coalesced(chunks: Iterable[ParsedChunk], batch_size: int) -> Iterator[ParsedChunk]:
-    """Workers return a chunk per shard; writing them together keeps transactions at `batch_size`
-    lines, since each write costs a connection, a commit and a checkpoint of the rows it touches."""
-    pending: list[ParsedChunk] = []
-    lines = 0
-    for chunk in chunks:
-        pending.append(chunk)
-        lines += chunk.read
-        if lines >= batch_size:
-            yield merge_chunks(pending)
-            pending, lines = [], 0
-    if pending:
-        yield merge_chunks(pending)
-
-
-def _write_chunk(
-    warehouse: Warehouse, chunk: ParsedChunk, report: FileReport, workload_id: str | None
-) -> None:
-    now = utcnow()
-
-    def write(con: Any) -> int:
-        con.register("new_rows", chunk.interactions)
-        con.register("new_quarantine", chunk.quarantine)
-        inserted = con.execute(
-            "INSERT INTO interactions SELECT n.*, ?::VARCHAR AS batch_id, ?::TIMESTAMP AS ingested_at "
-            "FROM new_rows n ANTI JOIN interactions i ON i.id = n.id",
-            [report.batch_id, now],
-        ).fetchone()[0]
-        con.execute(
-            "INSERT INTO quarantine SELECT q.id, q.raw, q.source, q.source_ref, 'ingest', q.reason, "
-            "q.detail, ?, ?, ? FROM new_quarantine q ANTI JOIN quarantine o ON o.id = q.id",
-            [workload_id, report.batch_id, now],
-        )
-        con.unregister("new_rows")
-        con.unregister("new_quarantine")
-        return inserted
-
-    inserted = warehouse.write(write)
-    report.read += chunk.read
-    report.ingested += inserted
-    report.duplicates += (chunk.interactions.num_rows - inserted) + chunk.repeated
-    report.quarantined += chunk.quarantine.num_rows
-    report.reasons.update(chunk.reasons)
-    room = MAX_PROBLEMS_SHOWN - len(report.problems)
-    if room > 0:
-        sample = chunk.quarantine.slice(0, room).select(["source_ref", "reason", "detail"]).to_pylist()
-        report.problems.extend(f"{r['source_ref']}: {r['reason']}: {r['detail']}" for r in sample)
+    yield from build_chunks(REGISTRY[fmt].items(path, run.ctx), run.batch_size)
 
 
 def _record_batch(con: Any, report: FileReport, workload_id: str | None, started: Any) -> None:

@@ -4,17 +4,18 @@ Parsing, validating and canonicalising JSON is Python work bound to one core; Du
 uses them all. A plain (uncompressed) JSONL file is cut into byte ranges at line boundaries, each range
 is parsed into Arrow tables by a worker process (or by the parent while the workers start), and the
 parent inserts them in file order, so the result (ids, duplicates, quarantine, line numbers) is
-identical to a sequential run.
+identical to a sequential run. One `WorkerPool` serves all the files of an ingest call.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from multiprocessing.pool import Pool
 from pathlib import Path
 from typing import Any
 
@@ -54,12 +55,78 @@ def _load() -> float:
 
 def can_shard(path: Path, fmt: str) -> bool:
     connector = REGISTRY.get(fmt)
-    if connector is None or not connector.splittable or worker_count() < 2:
+    if connector is None or not connector.splittable:
+        return False
+    return _big_plain_file(path) and worker_count() >= 2
+
+
+def _big_plain_file(path: Path) -> bool:
+    if path.stat().st_size < SHARD_MIN_BYTES:
         return False
     with path.open("rb") as handle:
-        if handle.read(2) == b"\x1f\x8b":  # gzip streams cannot be entered mid-way
-            return False
-    return path.stat().st_size >= SHARD_MIN_BYTES
+        return handle.read(2) != b"\x1f\x8b"  # gzip streams cannot be entered mid-way
+
+
+class WorkerPool:
+    """Parse workers for the big files of one ingest call: started on first need, then shared.
+
+    Workers are forked from this process while it runs no other thread: that takes milliseconds,
+    and the workers inherit the imported connectors. Otherwise (a flow's event loop, a progress
+    bar, DuckDB's scheduler may hold locks a fork would copy mid-use) they fork from a clean
+    forkserver process, which starts and imports the connectors in about half a second; this
+    process parses the first shards meanwhile.
+    """
+
+    def __init__(self) -> None:
+        self._starting: Future[Pool] | None = None
+        self._starter: ThreadPoolExecutor | None = None
+
+    def start(self) -> None:
+        if self._starting is not None:
+            return
+        if threading.active_count() == 1:
+            self._starting = Future()
+            self._starting.set_result(mp.get_context("fork").Pool(worker_count()))
+            return
+        context = mp.get_context("forkserver")
+        context.set_forkserver_preload(["connectors", "flywheel.sharding"])
+        self._starter = ThreadPoolExecutor(1, thread_name_prefix="ingest-pool")
+        self._starting = self._starter.submit(context.Pool, worker_count())
+
+    def ready(self) -> bool:
+        return self._starting is not None and self._starting.done()
+
+    def pool(self) -> Pool:
+        self.start()
+        assert self._starting is not None
+        return self._starting.result()
+
+    def close(self) -> None:
+        """Stop the workers, also mid-file (a failed or abandoned parse)."""
+        if self._starting is not None:
+            self._starting.result().terminate()
+        if self._starter is not None:
+            self._starter.shutdown()
+        self._starting = self._starter = None
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def wants_workers(paths: list[Path], fmt: str) -> bool:
+    """Whether any of these files will be parsed by workers (so they can start before anything else)."""
+    from connectors.detect import detect_format  # only for the rare auto-detected big file
+
+    for path in paths:
+        try:
+            if _big_plain_file(path) and can_shard(path, detect_format(path) if fmt == "auto" else fmt):
+                return True
+        except (OSError, ValueError):  # unreadable or undetectable: its own ingest reports why
+            continue
+    return False
 
 
 def plan_shards(path: Path, target_bytes: int = SHARD_TARGET_BYTES) -> list[Shard]:
@@ -90,30 +157,22 @@ def _count_newlines(handle: Any, start: int, end: int) -> int:
     return count
 
 
-def parse_sharded(path: Path, fmt: str, ctx: ReadContext, batch_size: int) -> Iterator[ParsedChunk]:
-    """Parsed chunks of the whole file, in file order, from a pool of worker processes.
-
-    The pool's server process needs about half a second to start and import the connectors, so
-    this process parses the first shards meanwhile instead of waiting.
-    """
+def parse_sharded(
+    path: Path, fmt: str, ctx: ReadContext, batch_size: int, workers: WorkerPool
+) -> Iterator[ParsedChunk]:
+    """Parsed chunks of the whole file, in file order, from the worker processes; this process
+    parses shards itself until the workers are up."""
     jobs = [(str(path), fmt, ctx, shard, batch_size) for shard in plan_shards(path)]
     if len(jobs) == 1:
         yield from _parse_shard(jobs[0])
         return
-    # forkserver: children fork from a clean server process, not from this one, which may hold
-    # threads (DuckDB, Prefect's event loop) whose locks a plain fork would copy mid-use.
-    context = mp.get_context("forkserver")
-    context.set_forkserver_preload(["connectors", "flywheel.sharding"])
-    with ExitStack() as stack:
-        starter = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="ingest-pool"))
-        starting = starter.submit(context.Pool, min(worker_count(), len(jobs) - 1))
-        stack.callback(lambda: starting.result().terminate())  # also when parsing fails or stops
-        done = 0
-        while done < len(jobs) and (done == 0 or not starting.done()):
-            yield from _parse_shard(jobs[done])
-            done += 1
-        for chunks in starting.result().imap(_parse_shard, jobs[done:]):
-            yield from chunks
+    workers.start()
+    done = 0
+    while done < len(jobs) and not workers.ready():
+        yield from _parse_shard(jobs[done])
+        done += 1
+    for chunks in workers.pool().imap(_parse_shard, jobs[done:]):
+        yield from chunks
 
 
 def _parse_shard(job: tuple[str, str, ReadContext, Shard, int]) -> list[ParsedChunk]:
