@@ -1,4 +1,6 @@
 import itertools
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -33,7 +35,7 @@ def _logs(path: Path) -> Path:
 
 def test_plan_shards_cover_the_file_at_line_boundaries(tmp_path: Path) -> None:
     path = _logs(tmp_path / "logs.jsonl")
-    shards = sharding.plan_shards(path, target_bytes=10_000)
+    shards = list(sharding.plan_shards(path, target_bytes=10_000))
     data = path.read_bytes()
     assert shards[0].start == 0 and shards[-1].end == len(data)
     for before, after in itertools.pairwise(shards):
@@ -41,7 +43,11 @@ def test_plan_shards_cover_the_file_at_line_boundaries(tmp_path: Path) -> None:
         assert after.first_line == data[: after.start].count(b"\n") + 1
 
 
-def test_sharded_ingest_equals_sequential(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("start_method", ["fork", "forkserver"])
+def test_sharded_ingest_equals_sequential(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, start_method: str
+) -> None:
+    """Workers fork from this process when it runs one thread, else from a forkserver."""
     path = _logs(tmp_path / "logs.jsonl")
     monkeypatch.setenv("FLYWHEEL_INGEST_WORKERS", "1")
     sequential = Warehouse(tmp_path / "seq.duckdb")
@@ -52,7 +58,12 @@ def test_sharded_ingest_equals_sequential(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setattr(sharding, "SHARD_TARGET_BYTES", 20_000)
     assert sharding.can_shard(path, "openai")
     parallel = Warehouse(tmp_path / "par.duckdb")
+    used: list[str] = []
+    get_context = sharding.mp.get_context
+    monkeypatch.setattr(sharding.mp, "get_context", lambda m: used.append(m) or get_context(m))
+    monkeypatch.setattr(sharding.threading, "active_count", lambda: 1 if start_method == "fork" else 3)
     got = ingest_paths(parallel, [path], workload_id="w", batch_size=50).as_dict()
+    assert used == [start_method]
 
     keys = ("read", "ingested", "duplicates", "quarantined", "reasons")
     assert {k: got[k] for k in keys} == {k: expected[k] for k in keys}
@@ -102,3 +113,25 @@ def test_shards_read_the_same_lines_as_the_whole_file(
 
 def _kind(line: object) -> str:
     return line.reason if isinstance(line, Rejected) else "line"
+
+
+def test_spools_of_dead_processes_are_removed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sharding.tempfile, "gettempdir", lambda: str(tmp_path))
+    dead = _exited_pid()
+    stale = tmp_path / f"{sharding.SPOOL_PREFIX}{dead}-abc"
+    live = tmp_path / f"{sharding.SPOOL_PREFIX}{os.getpid()}-def"
+    for spool in (stale, live):
+        spool.mkdir()
+        (spool / "x.arrow").write_bytes(b"rows")
+    with sharding.WorkerPool() as workers:
+        monkeypatch.setattr(sharding, "worker_count", lambda: 2)
+        workers.start()
+        own = workers.spool
+        assert own is not None and own.is_dir() and own.parent == tmp_path
+    assert not stale.exists() and live.exists() and not own.exists()
+
+
+def _exited_pid() -> int:
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid

@@ -10,12 +10,14 @@ from __future__ import annotations
 import gzip
 import json
 import random
+import tempfile
 import time
 from pathlib import Path
 
 import orjson
 
 from flywheel.ingest import ingest_paths
+from flywheel.sharding import SPOOL_PREFIX
 from flywheel.store.db import Warehouse
 from tests.conftest import chat_record
 from tests.reliability.helpers import Child, spawn_python
@@ -28,6 +30,7 @@ INGEST_CHILD = """
 import json, sys
 import flywheel.sharding
 from flywheel.ingest import ingest_paths
+from flywheel.sharding import SPOOL_PREFIX
 from flywheel.store.db import Warehouse
 
 # Shard files from 1 MiB (not 16): the multi-process path, on a file small enough for a quick test.
@@ -40,7 +43,7 @@ def main():
     print("done", json.dumps({k: v for k, v in report.as_dict().items() if k in keys}), flush=True)
 
 BATCH = 250
-if __name__ == "__main__":  # big files are parsed by forkserver workers, which re-import __main__
+if __name__ == "__main__":  # workers from a forkserver (a multi-threaded caller) re-import __main__
     main()
 """
 
@@ -116,9 +119,10 @@ def test_ingest_survives_kill_9_at_random_points(tmp_path: Path, figures: dict) 
     warehouse = Warehouse(tmp_path / "w.duckdb")
     args = [str(warehouse.path), *map(str, files)]
     rng = random.Random(SEED)
-    kills, points, orphans, seen = 0, [], 0, 0
+    kills, points, orphans, seen, pids = 0, [], 0, 0, []
     for attempt in range(5):
         child = spawn_python(INGEST_CHILD, tmp_path, f"ingest-{attempt}", *args)
+        pids.append(child.process.pid)
         # the first kill lands in start-up (imports, schema migration), the others mid-ingest
         killed, where = kill_at_random_point(child, rng, lines_total // BATCH, first_batch_ok=attempt > 0)
         orphans += child.reap_group()
@@ -132,6 +136,8 @@ def test_ingest_survives_kill_9_at_random_points(tmp_path: Path, figures: dict) 
     done = json.loads(final.finish(300)[-1].removeprefix("done "))
     assert final.process.returncode == 0, final.stderr
     assert orphans == 0, "worker processes outlived a killed ingest"
+    spools = [p for pid in pids for p in Path(tempfile.gettempdir()).glob(f"{SPOOL_PREFIX}{pid}-*")]
+    assert not spools, "the re-run left the killed runs' spool directories behind"
 
     reference = Warehouse(tmp_path / "reference.duckdb")  # the same files, never interrupted
     ingest_paths(reference, files, workload_id="w", fmt="openai")
