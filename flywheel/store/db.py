@@ -3,10 +3,20 @@
 DuckDB lets one process hold a database file for writing; any other process, readers included, fails
 with `Could not set lock on file` while it does. So writers open, write one short transaction and
 close; readers and writers both retry with backoff until `timeout_s`.
+
+Writers attach the file with row groups of ROW_GROUP_ROWS rows instead of DuckDB's 122,880. That
+default suits narrow analytic rows; an interaction carries ~0.7 KB of JSON, so a 122,880-row group
+is ~85 MB before compression, and an ingest of 100k lines (one partial group) left all of its
+compression to the commit: 0.23 s after the last line was parsed. With 30,720-row groups (~20 MB)
+each full group is compressed while the insert statement runs, alongside the parse, and the commit
+takes 0.02 s; the file grows ~7% and scans of tables under 250k rows use more than one thread.
+Writers of one file in one process share a DuckDB instance (a named in-memory database that
+attaches the file), as `duckdb.connect(path)` would share one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -26,6 +36,7 @@ LOCK_MARKERS = (
     "Resource temporarily unavailable",
 )
 DEFAULT_TIMEOUT_S = 120.0
+ROW_GROUP_ROWS = 30_720  # a multiple of 2,048, as DuckDB requires
 
 
 class WarehouseBusy(RuntimeError):
@@ -61,11 +72,24 @@ class Warehouse:
         self._migrated = False
 
     def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
-        if not read_only:
+        if read_only:
+            connect = lambda: duckdb.connect(str(self.path), read_only=True)  # noqa: E731
+        else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        return retry_on_lock(
-            lambda: duckdb.connect(str(self.path), read_only=read_only), self.timeout_s, str(self.path)
-        )
+            connect = self._attach_for_writing
+        return retry_on_lock(connect, self.timeout_s, str(self.path))
+
+    def _attach_for_writing(self) -> duckdb.DuckDBPyConnection:
+        instance = hashlib.sha256(str(self.path.resolve()).encode()).hexdigest()[:16]
+        con = duckdb.connect(f":memory:flywheel-{instance}")
+        try:
+            quoted = str(self.path).replace("'", "''")
+            con.execute(f"ATTACH IF NOT EXISTS '{quoted}' AS warehouse (ROW_GROUP_SIZE {ROW_GROUP_ROWS})")
+            con.execute("USE warehouse")
+        except BaseException:
+            con.close()
+            raise
+        return con
 
     def ensure_schema(self) -> None:
         """Apply pending migrations once per Warehouse object (cheap no-op when up to date)."""
