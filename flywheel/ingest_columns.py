@@ -20,10 +20,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 
-from flywheel.arrow_columns import booleans, column, utf8_strings
+from flywheel.arrow_columns import column, utf8_strings
 from flywheel.records import Interaction, Rejected, Row, quarantine_id
 
 INTERACTION_SCHEMA = pa.schema(
@@ -159,28 +158,3 @@ def build_chunks(items: Iterable[Row | Interaction | Rejected], batch_size: int)
             yield builder.build()
     if builder.read:
         yield builder.build()
-
-
-def merge_chunks(chunks: list[ParsedChunk]) -> ParsedChunk:
-    """One chunk from consecutive ones: an id repeated across them is kept once, at its first line."""
-    if len(chunks) == 1:
-        return chunks[0]
-    seen: set[str] = set()
-    tables: list[pa.Table] = []
-    repeated = 0
-    for chunk in chunks:
-        table = chunk.interactions
-        ids = table.column("id").to_pylist()  # unique within a chunk already
-        if not seen.isdisjoint(ids):
-            keep = np.fromiter((i not in seen for i in ids), dtype=np.bool_, count=len(ids))
-            table = table.filter(booleans(keep))
-            repeated += len(ids) - table.num_rows
-        seen.update(ids)
-        tables.append(table)
-        repeated += chunk.repeated
-    reasons: Counter[str] = Counter()
-    for chunk in chunks:
-        reasons.update(chunk.reasons)
-    quarantine = pa.concat_tables([c.quarantine for c in chunks])
-    read = sum(c.read for c in chunks)
-    return ParsedChunk(pa.concat_tables(tables), repeated, quarantine, reasons, read)

@@ -82,22 +82,29 @@ def test_booleans_mask_a_table() -> None:
     assert table.filter(booleans(keep))["n"].to_pylist() == [1, 3, 4, 8, 9]
 
 
-def test_building_chunks_never_imports_pandas(tmp_path: Path) -> None:
-    # pyarrow.array imports pandas (about 0.3 s of CPU) on first use; every ingest worker would pay it.
+def test_ingesting_never_imports_pandas(tmp_path: Path) -> None:
+    # pyarrow.array (and Schema.empty_table) import pandas, about 0.3 s of CPU, on first use: every
+    # ingest and every worker would pay it. Covers the parse, a worker's spool hand-over and the writer.
     path = tmp_path / "logs.jsonl"
-    path.write_bytes(
-        b'{"request":{"messages":[{"role":"user","content":"hi"}]},"response":{"choices":[{"message":'
-        b'{"role":"assistant","content":"yo"}}]},"timestamp":1700000000}\n{broken\n'
+    line = (
+        b'{"request":{"messages":[{"role":"user","content":"hi %d"}]},"response":{"choices":[{"message":'
+        b'{"role":"assistant","content":"yo"}}]},"timestamp":1700000000}\n'
     )
+    path.write_bytes(b"".join(line % (i % 40) for i in range(60)) + b"{broken\n")
     script = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from connectors import REGISTRY, ReadContext\n"
-        "from flywheel.ingest_columns import build_chunks, merge_chunks\n"
-        f"items = REGISTRY['openai'].items(Path({str(path)!r}), ReadContext('w'))\n"
-        "chunks = list(build_chunks(items, 1))\n"
-        "merged = merge_chunks(chunks + chunks)\n"
-        "assert merged.interactions.num_rows == 1 and merged.quarantine.num_rows == 2, merged\n"
+        "from connectors import ReadContext\n"
+        "from flywheel import sharding\n"
+        "from flywheel.ingest import ingest_paths\n"
+        "from flywheel.store.db import Warehouse\n"
+        f"path, spool = Path({str(path)!r}), Path({str(tmp_path)!r})\n"
+        "shard = next(sharding.plan_shards(path))\n"
+        "job = (str(path), 'openai', ReadContext('w'), shard, 100)\n"
+        "spooled = sharding._parse_shard_to_spool(job, spool)\n"
+        "assert sum(sharding._unspool(s).interactions.num_rows for s in spooled) == 40\n"
+        "report = ingest_paths(Warehouse(spool / 'w.duckdb'), [path], workload_id='w', batch_size=25)\n"
+        "assert (report.total('ingested'), report.total('duplicates')) == (40, 20), report.as_dict()\n"
         "assert 'pandas' not in sys.modules\n"
     )
     root = Path(__file__).resolve().parents[1]

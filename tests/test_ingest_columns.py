@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flywheel.ingest_columns import INTERACTION_SCHEMA, ChunkBuilder, build_chunks, merge_chunks
+from flywheel.ingest_columns import INTERACTION_SCHEMA, ChunkBuilder, build_chunks
 from flywheel.records import INTERACTION_COLUMNS, Interaction, Rejected
 
 
@@ -35,19 +35,18 @@ def test_an_interaction_and_its_row_store_the_same() -> None:
     assert from_items[0].interactions.equals(from_rows[0].interactions)
 
 
-def test_repeats_are_counted_once_per_chunk_and_across_merged_chunks() -> None:
+def test_repeats_are_counted_once_per_chunk() -> None:
     lines = iter(range(1, 100))
     first = [_interaction(i, next(lines)) for i in (1, 2, 1, 3)]  # 1 repeats inside the chunk
-    second = [_interaction(i, next(lines)) for i in (4, 2, 5)]  # 2 repeats the first chunk
+    second = [_interaction(i, next(lines)) for i in (4, 2, 5)]  # 2 repeats the first chunk: not here
     bad = Rejected("openai", "logs.jsonl:99", "invalid_json", "{", "eof")
     chunks = [*build_chunks([*first, bad], 100), *build_chunks(second, 100)]
     assert [c.repeated for c in chunks] == [1, 0]
-    merged = merge_chunks(chunks)
-    refs = merged.interactions.column("source_ref").to_pylist()
-    assert refs == ["logs.jsonl:1", "logs.jsonl:2", "logs.jsonl:4", "logs.jsonl:5", "logs.jsonl:7"]
-    assert (merged.repeated, merged.read, merged.quarantine.num_rows) == (2, 8, 1)
-    assert merged.reasons == {"invalid_json": 1}
-    assert merge_chunks(chunks[:1]) is chunks[0]
+    assert [c.interactions.num_rows for c in chunks] == [3, 3]
+    assert [(c.read, c.quarantine.num_rows, c.reasons) for c in chunks] == [
+        (5, 1, {"invalid_json": 1}),
+        (3, 0, {}),
+    ]
 
 
 def test_builder_starts_afresh_after_each_chunk() -> None:
