@@ -128,7 +128,9 @@ def ingest_file(run: _Run, path: Path, fmt: str) -> FileReport:
     try:
         try:
             file_report.format = _file_format(path, fmt)
-            for chunk in _parsed_chunks(run, path, file_report.format):
+            sharded = can_shard(path, file_report.format)
+            writer.threads = 1 if sharded else None  # the workers take every core
+            for chunk in _parsed_chunks(run, path, file_report.format, sharded):
                 run.schema_ready()
                 writer.add(chunk)
                 if run.progress:
@@ -151,8 +153,8 @@ def _file_format(path: Path, fmt: str) -> str:
     return found
 
 
-def _parsed_chunks(run: _Run, path: Path, fmt: str) -> Iterator[ParsedChunk]:
-    if can_shard(path, fmt):
+def _parsed_chunks(run: _Run, path: Path, fmt: str, sharded: bool) -> Iterator[ParsedChunk]:
+    if sharded:
         yield from parse_sharded(path, fmt, run.ctx, run.batch_size, run.workers)
         return
     yield from build_chunks(REGISTRY[fmt].items(path, run.ctx), run.batch_size)

@@ -107,3 +107,22 @@ def test_finish_writes_the_last_record_with_the_final_counts(tmp_path: Path, ins
     writer.finish(lambda con: seen.append((report.read, report.ingested)))
     assert seen == [(5, 4)]
     assert (report.read, report.ingested, report.quarantined) == (5, 4, 1)
+
+
+def test_one_duckdb_thread_while_workers_parse_then_the_default_again(
+    tmp_path: Path, inserts: list[int]
+) -> None:
+    warehouse = Warehouse(tmp_path / "w.duckdb")
+    default = warehouse.write(_threads)
+    report = FileReport("logs.jsonl", "openai", "b1")
+    writer = ingest_writer.ChunkWriter(warehouse, report, "w", batch_size=100)
+    writer.threads = 1
+    writer.add(_chunk(list(range(0, 9)), 1))  # one row group: the connection opens
+    with warehouse.connect() as con:  # the same process shares the writer's instance
+        assert _threads(con) == 1
+    writer.finish()
+    assert warehouse.write(_threads) == default
+
+
+def _threads(con: object) -> int:
+    return con.execute("SELECT current_setting('threads')").fetchone()[0]  # type: ignore[attr-defined]
