@@ -86,3 +86,18 @@ def test_run_names_an_unknown_workload(tmp_path: Path) -> None:
     code, payload = _json(["--config", str(config), "--home", str(tmp_path), "run", "-w", "b"])
     assert code == 2
     assert "unknown workload 'b'" in payload["error"] and "configured: a" in payload["error"]
+
+
+def test_the_ingest_progress_bar_runs_no_thread_so_workers_can_fork(monkeypatch) -> None:
+    import importlib
+    import threading
+
+    cli_app = importlib.import_module("flywheel.cli.app")  # the package's `app` is the Typer object
+
+    monkeypatch.setattr(type(cli_app.err), "is_terminal", property(lambda self: True))
+    before = threading.active_count()
+    with cli_app.progress_bar("ingesting", refresh_thread=False) as advance:
+        advance(10)
+        assert threading.active_count() == before
+    with cli_app.progress_bar("labeling") as advance:  # the others keep rich's refresh thread
+        assert threading.active_count() == before + 1

@@ -123,13 +123,23 @@ def guarded(as_json: bool) -> Iterator[None]:
 
 @contextmanager
 def progress_bar(
-    description: str, total: int | None = None, enabled: bool = True
+    description: str, total: int | None = None, enabled: bool = True, refresh_thread: bool = True
 ) -> Iterator[Callable[[int], None]]:
-    """A rich progress bar on stderr when it is a terminal; a silent counter otherwise."""
+    """A rich progress bar on stderr when it is a terminal; a silent counter otherwise.
+
+    `refresh_thread=False` redraws on each advance instead of from rich's refresh thread, for work
+    that forks processes: ingest forks its parse workers only while it runs a single thread.
+    """
     if not enabled or not err.is_terminal:
         yield lambda n: None
         return
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
-    with Progress(*columns, console=err, transient=True) as bar:
+    with Progress(*columns, console=err, transient=True, auto_refresh=refresh_thread) as bar:
         task = bar.add_task(description, total=total)
-        yield lambda n: bar.advance(task, n)
+
+        def advance(n: int) -> None:
+            bar.advance(task, n)
+            if not refresh_thread:
+                bar.refresh()
+
+        yield advance

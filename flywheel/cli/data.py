@@ -48,7 +48,7 @@ def ingest(
         jobs = _ingest_jobs(cli, paths, workload, fmt)
         warehouse, prices = cli.warehouse(), cli.prices()
         report = IngestReport()
-        with progress_bar("ingesting") as advance:
+        with progress_bar("ingesting", refresh_thread=False) as advance:
             for patterns, workload_id, job_fmt, mapping in jobs:
                 part = ingest_paths(
                     warehouse,
