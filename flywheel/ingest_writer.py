@@ -4,19 +4,17 @@ Chunks are inserted as they arrive, into a write transaction that commits every 
 and after the file's last chunk. A crash loses at most the uncommitted batch; a re-run turns what
 did land into duplicates. Counts reach the file's report only when their transaction commits.
 
-Each insert statement takes whole row groups (ROW_GROUP_ROWS new rows, or a multiple), the rest
-waits for the next chunks: DuckDB then writes and compresses every group during the statement,
-which runs while the workers parse on, and the commit after the last chunk has little left to do.
-Statements that end mid-group leave partial groups that the commit rewrites, which costs more
-than one big insert. Whole groups also keep the number of inserts low, which matters because every
-insert's anti-join scans the ids already stored (on a million stored rows, 16 inserts of 6,300 rows
-cost three times one of 100,000).
+Inserts come in whole row groups (ROW_GROUP_ROWS rows), so that DuckDB writes and compresses each
+group during a statement that runs while the workers parse on, and the commit after the last chunk
+has little left to do (100k lines: 0.02 s, against 0.23 s for one insert at the end). DuckDB writes
+a full group once a row lands beyond it, so the first insert takes one row more than a group and
+the others whole groups; `write_buffer_row_group_count = 1` makes it write each group at once
+rather than five together. A statement that ends mid-group leaves a partial group that the commit
+rewrites. Few, large inserts also matter because every insert's anti-join scans the ids already
+stored (on a million stored rows, 16 inserts of 6,300 rows cost three times one of 100,000).
 
-DuckDB writes a full row group when the next statement starts, or when five have gathered (its
-`write_buffer_row_group_count`); the writer sets that to one, so the last insert leaves at most
-one group for the commit (0.02 s for it, against 0.08-0.19 s). While worker processes parse on
-every core, the writer's DuckDB also gets one thread: its own threads would only compete with the
-workers (100k lines on 2 cores: 0.97 s against 1.08 s).
+While worker processes parse on every core, the writer's DuckDB gets one thread: its own threads
+would only compete with the workers (100k lines on 2 cores: 0.97 s against 1.08 s).
 """
 
 from __future__ import annotations
@@ -60,6 +58,7 @@ class _Transaction:
     quarantined: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
     problems: list[str] = field(default_factory=list)
+    offered: int = 0  # rows handed to insert statements
     seen: set[str] = field(default_factory=set)  # ids offered so far: a repeat is a duplicate
 
 
@@ -104,8 +103,8 @@ class ChunkWriter:
             self._row_count += rows.num_rows
         if tx.lines >= self._batch_size:
             self._commit()
-        elif self._row_count >= ROW_GROUP_ROWS:
-            self._insert(self._row_count - self._row_count % ROW_GROUP_ROWS)
+        else:
+            self._insert(_whole_groups(tx.offered, self._row_count))
 
     def finish(self, last_write: Callable[[duckdb.DuckDBPyConnection], None] | None = None) -> None:
         """Commit what is left, with `last_write` (which sees the final counts) in the same
@@ -143,6 +142,7 @@ class ChunkWriter:
         pending = pa.concat_tables(self._rows)
         rest = pending.slice(count)
         self._rows, self._row_count = ([rest] if rest.num_rows else []), rest.num_rows
+        self._tx.offered += count
         self._tx.ingested += _insert_rows(self._connection(), pending.slice(0, count), self._report.batch_id)
 
     def _flush(self) -> None:
@@ -180,6 +180,13 @@ def _reset_setting(con: duckdb.DuckDBPyConnection, name: str) -> None:
     # A failed transaction refuses statements until its rollback, which comes next.
     with suppress(duckdb.Error):
         con.execute(f"RESET {name}")
+
+
+def _whole_groups(offered: int, pending: int) -> int:
+    """Rows to insert now so the transaction's rows end one past a row group boundary (0: wait)."""
+    groups_written = max(0, offered - 1) // ROW_GROUP_ROWS
+    groups = max(0, offered + pending - 1) // ROW_GROUP_ROWS
+    return groups * ROW_GROUP_ROWS + 1 - offered if groups > groups_written else 0
 
 
 def _unseen(rows: pa.Table, seen: set[str]) -> pa.Table:

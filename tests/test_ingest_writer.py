@@ -59,12 +59,12 @@ def test_inserts_take_whole_row_groups_and_repeats_across_chunks_count_once(
     writer.add(_chunk(list(range(0, 5)), 1))  # 5 pending: less than a row group
     assert inserts == []
     writer.add(_chunk([3, 4, *range(5, 10)], 6, bad=2))  # 3 and 4 repeat the first chunk
-    assert inserts == [8]  # one whole group; 2 rows wait
+    assert inserts == [9]  # a whole group and the row that makes DuckDB write it; 1 row waits
     writer.add(_chunk(list(range(10, 27)), 15))
-    assert inserts == [8, 16]
+    assert inserts == [9, 16]  # whole groups from there on
     assert report.read == 0  # nothing committed yet
     writer.finish()
-    assert inserts == [8, 16, 3]
+    assert inserts == [9, 16, 2]
     assert (report.read, report.ingested, report.duplicates, report.quarantined) == (31, 27, 2, 2)
     refs = _stored(warehouse, "SELECT source_ref FROM interactions WHERE request LIKE '%ticket 3\"%'")
     assert refs == [("logs.jsonl:4",)]  # the first line with that content
@@ -90,7 +90,7 @@ def test_abort_rolls_back_the_open_batch_and_counts_nothing(tmp_path: Path, inse
     writer = ingest_writer.ChunkWriter(warehouse, report, "w", batch_size=10)
     writer.add(_chunk(list(range(0, 12)), 1))  # committed
     writer.add(_chunk(list(range(20, 29)), 13))  # one row group inserted, not committed
-    assert inserts == [12, 8]
+    assert inserts == [12, 9]
     writer.abort()
     assert (report.read, report.ingested) == (12, 12)
     assert _stored(warehouse, "SELECT count(*) FROM interactions") == [(12,)]
