@@ -14,6 +14,7 @@ after every shard, a quarter of their time).
 
 from __future__ import annotations
 
+import gc
 import itertools
 import multiprocessing as mp
 import os
@@ -104,7 +105,7 @@ class WorkerPool:
         self.spool = Path(tempfile.mkdtemp(prefix=f"{SPOOL_PREFIX}{os.getpid()}-"))
         if threading.active_count() == 1:
             self._starting = Future()
-            self._starting.set_result(mp.get_context("fork").Pool(self.size))
+            self._starting.set_result(_forked_pool(self.size))
             return
         context = mp.get_context("forkserver")
         context.set_forkserver_preload(["connectors", "flywheel.sharding"])
@@ -134,6 +135,16 @@ class WorkerPool:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _forked_pool(size: int) -> Pool:
+    # Frozen objects are skipped by the children's collector, which would otherwise walk (and so
+    # copy-on-write) every object they inherit: Python's advice for fork (gc.freeze docs).
+    gc.freeze()
+    try:
+        return mp.get_context("fork").Pool(size)
+    finally:
+        gc.unfreeze()
 
 
 def remove_stale_spools() -> None:
