@@ -6,7 +6,7 @@ Writes two files with the same mix (valid records of ~1 KiB, exact duplicates, b
 one (1/10 of the size) and the big one. Each is ingested by a real `flywheel ingest` subprocess
 while a sampler adds up the resident memory of it and every descendant (the parse
 workers). Checks: exit 0, every line accounted for and counted right, peak RSS under --max-rss-mib,
-and the big file's peak within 1.5x the small one's plus 256 MiB (memory does not grow with the
+and the big file's peak within 2x the small one's plus 256 MiB (memory does not grow with the
 file). Prints one JSON line of figures. Nothing is committed: files go to a temporary folder.
 """
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from flywheel.store.db import Warehouse, WarehouseBusy, retry_on_lock
+from flywheel.store.db import ROW_GROUP_ROWS, Warehouse, WarehouseBusy, retry_on_lock
 from flywheel.store.migrations import available_migrations, migrate
 
 
@@ -30,6 +30,32 @@ def test_write_transaction_rolls_back_on_error(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError):
         warehouse.write(failing)
     assert warehouse.read(lambda con: con.execute("SELECT count(*) FROM ingest_batches").fetchone()[0]) == 0
+
+
+def test_writers_use_small_row_groups_and_share_one_instance_per_process(tmp_path: Path) -> None:
+    warehouse = Warehouse(tmp_path / "w.duckdb")
+    rows = ROW_GROUP_ROWS * 2 + 5
+    with warehouse.connect() as con, warehouse.connect() as other:  # concurrent, as before
+        con.execute(f"CREATE TABLE t AS SELECT range AS i FROM range({rows})")
+        assert other.execute("SELECT current_database()").fetchone() == ("warehouse",)
+    query = "SELECT count(DISTINCT row_group_id) FROM pragma_storage_info('t')"
+    assert warehouse.read(lambda con: con.execute(query).fetchone()) == (3,)
+
+
+def test_a_warehouse_written_with_the_default_row_groups_takes_writes(tmp_path: Path) -> None:
+    """Files from before the small row groups: bigger groups, indexed tables (DuckDB #22109)."""
+    path = tmp_path / "w.duckdb"
+    con = duckdb.connect(str(path))
+    migrate(con)
+    con.execute("CREATE TABLE big (k BIGINT PRIMARY KEY)")
+    con.execute(f"INSERT INTO big SELECT range FROM range({ROW_GROUP_ROWS + 100})")
+    con.close()
+    warehouse = Warehouse(path)
+    warehouse.write(lambda con: con.execute(f"INSERT INTO big VALUES ({ROW_GROUP_ROWS + 100})"))
+    batch = "INSERT INTO ingest_batches VALUES ('b', 'w', 'openai', 'p', 1, 1, 0, 0, now(), now())"
+    warehouse.write(lambda con: con.execute(batch))
+    count = warehouse.read(lambda con: con.execute("SELECT count(*) FROM big").fetchone()[0])
+    assert count == ROW_GROUP_ROWS + 101
 
 
 def test_read_only_on_missing_file_says_what_to_do(tmp_path: Path) -> None:
