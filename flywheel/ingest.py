@@ -2,8 +2,9 @@
 
 Every unit a connector yields ends as exactly one of: ingested (new interaction), duplicate (its
 content-addressed id is already there or earlier in the same run) or quarantined (with reason). The
-counts add up by construction and are returned per file. Writes happen in short batch transactions,
-so a crash loses at most the batch in flight, and a re-run turns what landed into duplicates.
+counts add up by construction and are returned per file. Writes happen in batch transactions fed
+as the file is parsed, so a crash loses at most the batch in flight, and a re-run turns what landed
+into duplicates.
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ from flywheel.records import utcnow
 from flywheel.sharding import WorkerPool, can_shard, parse_sharded, wants_workers
 from flywheel.store.db import Warehouse
 
-# Lines per write transaction: one DuckDB row group (122,880 rows). Each write opens the file, commits
-# and checkpoints, and a checkpoint rewrites a row group it appended to, so smaller batches cost more
-# (eight writes of 12,500 rows: three times one of 100,000) and a crash loses at most one batch.
+# Lines per write transaction (four of the warehouse's row groups). Its inserts run while the lines
+# are parsed (flywheel/ingest_writer.py); each commit closes the file for other processes to open,
+# and a crash loses at most one batch.
 BATCH_SIZE = 122_880
 ProgressFn = Callable[[int], None]
 
