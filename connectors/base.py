@@ -25,6 +25,7 @@ Item = Interaction | Rejected
 ReadFn = Callable[[Path, "ReadContext"], Iterator[Item]]
 RowsFn = Callable[[Path, "ReadContext"], Iterator[Row | Item]]
 MAX_LINE_BYTES = 16 * 1024 * 1024
+READ_BUFFER_BYTES = 1 << 20
 RAW_KEEP_CHARS = 64 * 1024
 
 
@@ -98,7 +99,9 @@ def open_binary(path: Path) -> io.BufferedIOBase:
         magic = probe.read(2)
     if magic == b"\x1f\x8b":
         return gzip.open(path, "rb")  # type: ignore[return-value]
-    return path.open("rb")
+    # A 1 MiB buffer instead of 8 KiB: readline then refills (one read call) every ~1,500 log lines
+    # instead of every ~12 (0.23 against 0.33-0.46 us a line).
+    return path.open("rb", buffering=READ_BUFFER_BYTES)
 
 
 def iter_lines(
