@@ -19,6 +19,7 @@ import itertools
 import multiprocessing as mp
 import os
 import shutil
+import sys
 import tempfile
 import threading
 import uuid
@@ -84,11 +85,11 @@ def _big_plain_file(path: Path) -> bool:
 class WorkerPool:
     """Parse workers for the big files of one ingest call: started on first need, then shared.
 
-    Workers are forked from this process while it runs no other thread: that takes milliseconds,
-    and the workers inherit the imported connectors. Otherwise (a flow's event loop, a progress
-    bar, DuckDB's scheduler may hold locks a fork would copy mid-use) they fork from a clean
-    forkserver process, which starts and imports the connectors in about half a second; this
-    process parses the first shards meanwhile.
+    On Linux, workers are forked from this process while it runs no other thread: that takes
+    milliseconds, and the workers inherit the imported connectors. Otherwise (a flow's event loop,
+    a progress bar, DuckDB's scheduler may hold locks a fork would copy mid-use; macOS system
+    libraries do not survive a fork) they fork from a clean forkserver process, which starts and
+    imports the connectors in about half a second; this process parses the first shards meanwhile.
     """
 
     def __init__(self) -> None:
@@ -103,7 +104,7 @@ class WorkerPool:
         self.size = worker_count()
         remove_stale_spools()
         self.spool = Path(tempfile.mkdtemp(prefix=f"{SPOOL_PREFIX}{os.getpid()}-"))
-        if threading.active_count() == 1:
+        if threading.active_count() == 1 and sys.platform == "linux":  # macOS frameworks dislike fork
             self._starting = Future()
             self._starting.set_result(_forked_pool(self.size))
             return
