@@ -27,13 +27,13 @@ from collections import Counter, deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from multiprocessing.pool import Pool
+from multiprocessing.pool import AsyncResult, Pool
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
-from connectors import REGISTRY, ReadContext
+from connectors import REGISTRY, ReadContext, SourceError
 from flywheel.ingest_columns import ParsedChunk, build_chunks
 
 SHARD_MIN_BYTES = 16 * 1024 * 1024  # below this, starting workers costs more than it saves
@@ -95,6 +95,7 @@ class WorkerPool:
     def __init__(self) -> None:
         self._starting: Future[Pool] | None = None
         self._starter: ThreadPoolExecutor | None = None
+        self._processes: set[Any] = set()  # the workers: Pool does not say when one dies
         self.size = 0
         self.spool: Path | None = None
 
@@ -106,12 +107,33 @@ class WorkerPool:
         self.spool = Path(tempfile.mkdtemp(prefix=f"{SPOOL_PREFIX}{os.getpid()}-"))
         if threading.active_count() == 1 and sys.platform == "linux":  # macOS frameworks dislike fork
             self._starting = Future()
-            self._starting.set_result(_forked_pool(self.size))
+            self._starting.set_result(self._new_pool(_forked_pool, self.size))
             return
         context = mp.get_context("forkserver")
         context.set_forkserver_preload(["connectors", "flywheel.sharding"])
         self._starter = ThreadPoolExecutor(1, thread_name_prefix="ingest-pool")
-        self._starting = self._starter.submit(context.Pool, self.size)
+        self._starting = self._starter.submit(self._new_pool, context.Pool, self.size)
+
+    def _new_pool(self, make: Any, size: int) -> Pool:
+        before = set(mp.active_children())
+        pool = make(size)
+        self._processes = set(mp.active_children()) - before
+        return pool
+
+    def result(self, pending: AsyncResult, path: Path) -> Any:
+        """A task's result. A worker that died (killed for memory, say) takes its task with it and
+        Pool never answers it, so waiting stops with a SourceError and the workers are closed."""
+        while not pending.ready():
+            pending.wait(0.5)
+            dead = [p for p in self._processes if not p.is_alive()]
+            if dead and not pending.ready():
+                self.close()
+                codes = ", ".join(str(p.exitcode) for p in dead)
+                raise SourceError(
+                    f"{path}: a parse worker died (exit code {codes}; -9: killed, e.g. for memory); "
+                    "the lines before its shard are in, a re-run adds the rest"
+                )
+        return pending.get()
 
     def ready(self) -> bool:
         return self._starting is not None and self._starting.done()
@@ -130,6 +152,7 @@ class WorkerPool:
         if self.spool is not None:
             shutil.rmtree(self.spool, ignore_errors=True)
         self._starting = self._starter = self.spool = None
+        self._processes = set()
 
     def __enter__(self) -> WorkerPool:
         return self
@@ -179,17 +202,18 @@ def wants_workers(paths: list[Path], fmt: str) -> bool:
     return False
 
 
-def plan_shards(path: Path, target_bytes: int = SHARD_TARGET_BYTES) -> Iterator[Shard]:
+def plan_shards(path: Path, target_bytes: int | None = None) -> Iterator[Shard]:
     """Byte ranges that start right after a newline, with the line number each starts at.
 
     Yielded as the file is scanned, so the first shards are parsed while the newlines of the rest
     are counted (counting all of a 66 MB file first kept the workers waiting for 55 ms).
     """
+    target = target_bytes or SHARD_TARGET_BYTES  # read at call time: tests and tools set it
     size = path.stat().st_size
     start, first_line = 0, 1
     with path.open("rb") as handle:
         while start < size:
-            handle.seek(min(start + target_bytes, size))
+            handle.seek(min(start + target, size))
             handle.readline()  # move to the end of the line the cut fell into
             end = min(handle.tell(), size)
             yield Shard(start, end, first_line)
@@ -231,9 +255,9 @@ def parse_sharded(
     for job in ahead:
         in_flight.append(pool.apply_async(_parse_shard_to_spool, (job, workers.spool)))
         if len(in_flight) >= 2 * workers.size:
-            yield from map(_unspool, in_flight.popleft().get())
+            yield from map(_unspool, workers.result(in_flight.popleft(), path))
     while in_flight:
-        yield from map(_unspool, in_flight.popleft().get())
+        yield from map(_unspool, workers.result(in_flight.popleft(), path))
 
 
 @dataclass(frozen=True, slots=True)

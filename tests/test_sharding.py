@@ -1,6 +1,7 @@
 import itertools
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -135,3 +136,36 @@ def _exited_pid() -> int:
     child = subprocess.Popen(["true"])
     child.wait()
     return child.pid
+
+
+def _dies_on_the_third_shard(job: tuple, spool: Path) -> list:
+    if job[3].first_line > 1 and job[3].start >= 2 * 20_000:
+        os.kill(os.getpid(), 9)  # as the kernel's OOM killer would
+    return _parse_shard_to_spool(job, spool)
+
+
+_parse_shard_to_spool = sharding._parse_shard_to_spool
+
+
+def test_a_worker_killed_mid_file_ends_the_file_with_an_error_not_a_hang(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _logs(tmp_path / "logs.jsonl")
+    monkeypatch.setenv("FLYWHEEL_INGEST_WORKERS", "2")
+    monkeypatch.setattr(sharding, "SHARD_MIN_BYTES", 1)
+    monkeypatch.setattr(sharding, "SHARD_TARGET_BYTES", 20_000)
+    monkeypatch.setattr(sharding.threading, "active_count", lambda: 1)  # fork: the workers see the patch
+    monkeypatch.setattr(sharding, "_parse_shard_to_spool", _dies_on_the_third_shard)
+    warehouse = Warehouse(tmp_path / "w.duckdb")
+    started = time.monotonic()
+    report = ingest_paths(warehouse, [path], workload_id="w", batch_size=50).as_dict()
+    assert time.monotonic() - started < 60
+    assert "a parse worker died (exit code -9" in report["errors"][0]
+    assert 0 < report["read"] < len(path.read_bytes().splitlines())
+    assert report["read"] == report["ingested"] + report["duplicates"] + report["quarantined"]
+
+    monkeypatch.setattr(sharding, "_parse_shard_to_spool", _parse_shard_to_spool)
+    again = ingest_paths(warehouse, [path], workload_id="w", batch_size=50).as_dict()
+    assert again["errors"] == [] and again["duplicates"] >= report["ingested"]
+    stored = warehouse.read(lambda con: con.execute("SELECT count(*) FROM interactions").fetchone()[0])
+    assert stored == 450  # every distinct record of the file, once
