@@ -69,10 +69,12 @@ def _load() -> float:
 
 
 def can_shard(path: Path, fmt: str) -> bool:
+    return _splittable(fmt) and _big_plain_file(path) and worker_count() >= 2
+
+
+def _splittable(fmt: str) -> bool:
     connector = REGISTRY.get(fmt)
-    if connector is None or not connector.splittable:
-        return False
-    return _big_plain_file(path) and worker_count() >= 2
+    return connector is not None and connector.splittable
 
 
 def _big_plain_file(path: Path) -> bool:
@@ -195,7 +197,8 @@ def wants_workers(paths: list[Path], fmt: str) -> bool:
 
     for path in paths:
         try:
-            if _big_plain_file(path) and can_shard(path, detect_format(path) if fmt == "auto" else fmt):
+            big = _big_plain_file(path) and worker_count() >= 2  # before detecting: cheaper
+            if big and _splittable(detect_format(path) if fmt == "auto" else fmt):
                 return True
         except (OSError, ValueError):  # unreadable or undetectable: its own ingest reports why
             continue
