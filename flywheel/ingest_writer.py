@@ -78,7 +78,6 @@ class ChunkWriter:
         self._workload_id = workload_id
         self._batch_size = batch_size
         self._rows: list[pa.Table] = []  # new to this transaction, not inserted yet
-        self._row_count = 0
         self._quarantine: list[pa.Table] = []
         self._stack: ExitStack | None = None
         self._con: duckdb.DuckDBPyConnection | None = None
@@ -100,11 +99,10 @@ class ChunkWriter:
         rows = _unseen(chunk.interactions, tx.seen)
         if rows.num_rows:
             self._rows.append(rows)
-            self._row_count += rows.num_rows
         if tx.lines >= self._batch_size:
             self._commit()
         else:
-            self._insert(_whole_groups(tx.offered, self._row_count))
+            self._insert(_whole_groups(tx.offered, self._pending_rows))
 
     def finish(self, last_write: Callable[[duckdb.DuckDBPyConnection], None] | None = None) -> None:
         """Commit what is left, with `last_write` (which sees the final counts) in the same
@@ -120,7 +118,11 @@ class ChunkWriter:
         if self._stack is not None:
             stack, self._stack, self._con = self._stack, None, None
             stack.__exit__(RuntimeError, RuntimeError("ingest aborted"), None)  # ROLLBACK, close
-        self._rows, self._row_count, self._quarantine, self._tx = [], 0, [], _Transaction()
+        self._rows, self._quarantine, self._tx = [], [], _Transaction()
+
+    @property
+    def _pending_rows(self) -> int:
+        return sum(table.num_rows for table in self._rows)
 
     def _connection(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:
@@ -141,12 +143,12 @@ class ChunkWriter:
             return
         pending = pa.concat_tables(self._rows)
         rest = pending.slice(count)
-        self._rows, self._row_count = ([rest] if rest.num_rows else []), rest.num_rows
+        self._rows = [rest] if rest.num_rows else []
         self._tx.offered += count
         self._tx.ingested += _insert_rows(self._connection(), pending.slice(0, count), self._report.batch_id)
 
     def _flush(self) -> None:
-        self._insert(self._row_count)
+        self._insert(self._pending_rows)
         if self._quarantine:
             table = pa.concat_tables(self._quarantine)
             self._quarantine = []

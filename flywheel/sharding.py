@@ -34,6 +34,7 @@ from typing import Any
 import pyarrow as pa
 
 from connectors import REGISTRY, ReadContext, SourceError
+from connectors.detect import detect_format
 from flywheel.ingest_columns import ParsedChunk, build_chunks
 
 SHARD_MIN_BYTES = 16 * 1024 * 1024  # below this, starting workers costs more than it saves
@@ -193,8 +194,6 @@ def _alive(pid: int) -> bool:
 
 def wants_workers(paths: list[Path], fmt: str) -> bool:
     """Whether any of these files will be parsed by workers (so they can start before anything else)."""
-    from connectors.detect import detect_format  # only for the rare auto-detected big file
-
     for path in paths:
         try:
             big = _big_plain_file(path) and worker_count() >= 2  # before detecting: cheaper

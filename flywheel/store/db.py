@@ -21,6 +21,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -73,7 +74,7 @@ class Warehouse:
 
     def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
         if read_only:
-            connect = lambda: duckdb.connect(str(self.path), read_only=True)  # noqa: E731
+            connect = partial(duckdb.connect, str(self.path), read_only=True)
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             connect = self._attach_for_writing
