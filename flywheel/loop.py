@@ -207,13 +207,13 @@ def evaluate_stage(
     (nothing new was trained since the last decision), which keeps a re-run with no new data cheap;
     without it the gate itself records the "no_candidates" decision.
     """
+    from flywheel.bundle import default_bundle, load_predictor
     from flywheel.datasets import load_examples
     from flywheel.evaluate.hardware import hardware_usd_per_hour
     from flywheel.evaluate.runner import ReplayPredictor
-    from flywheel.evaluate.store import teacher_usage
+    from flywheel.evaluate.store import raw_examples, teacher_usage
     from flywheel.evaluate.workflow import evaluate_workload
     from flywheel.registry import Registry, RegistryError
-    from flywheel.train.student import load_student
 
     workload = loop.workload(workload_id)
     registry = Registry(loop.warehouse, loop.home)
@@ -225,10 +225,17 @@ def evaluate_stage(
         raise RegistryError(f"not models of workload {workload_id!r}: {', '.join(foreign)}")
     if not records and skip_when_empty:
         return None
-    examples = load_examples(loop.warehouse, workload_id, splits=("eval",))
+    # Every predictor answers the logged requests as the application sent them, through its bundle:
+    # the same path `flywheel serve` takes, so the scores are the served student's.
+    examples = raw_examples(loop.warehouse, load_examples(loop.warehouse, workload_id, splits=("eval",)))
     current = registry.champion(workload_id)
-    candidates = {r.model_id: load_student(registry.artifact_dir(r)) for r in records}
-    champion = (current.model_id, load_student(registry.artifact_dir(current))) if current else None
+    default = default_bundle(workload)
+    candidates = {r.model_id: load_predictor(registry.artifact_dir(r), default=default) for r in records}
+    champion = (
+        (current.model_id, load_predictor(registry.artifact_dir(current), default=default))
+        if current
+        else None
+    )
     teacher = ReplayPredictor(
         model=loop.config.teacher_for(workload_id).model,
         usage=teacher_usage(loop.warehouse, [e.interaction_id for e in examples if e.interaction_id]),

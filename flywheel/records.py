@@ -239,6 +239,8 @@ class Example:
     target: the assistant message to learn/compare: {"role": "assistant", "content"?, "tool_calls"?}.
     label: the task-level answer as a string (class label, canonical JSON for extraction, canonical
     tool-call JSON for tool calls, text for chat); gold: a ground-truth label when the source had one.
+    request: the raw request as the application sent it (evaluation and serving); a model bundle
+    turns it into the student's input itself, so `messages` are then the raw messages.
     """
 
     example_id: str
@@ -254,6 +256,7 @@ class Example:
     interaction_id: str | None = None
     synthetic: bool = False
     weight: float = 1.0
+    request: dict[str, Any] | None = None  # the raw logged request, when the example carries it
 
 
 @dataclass(slots=True)
@@ -265,6 +268,7 @@ class Prediction:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     latency_ms: float = 0.0
+    invalid_reason: str | None = None  # set by a model bundle: why the answer must not be served
 
 
 class Predictor(Protocol):

@@ -158,6 +158,7 @@ def test_cli_evaluate_wires_eval_split_candidates_and_teacher(
     datasets.load_examples = lambda warehouse, workload_id, splits: examples  # type: ignore[attr-defined]
     student = types.ModuleType("flywheel.train.student")
     student.load_student = lambda path: FnPredictor(Path(path).name, lambda e: e.gold)  # type: ignore[attr-defined]
+    student.read_manifest = lambda path: {}  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "flywheel.datasets", datasets)
     monkeypatch.setitem(sys.modules, "flywheel.train.student", student)
     insert_model(registry.warehouse, registry.home, "support-routing/good/1", workload_id="support-routing")

@@ -283,8 +283,12 @@ def _score(
         kwargs["embedding_model"] = str(embedding_model) if embedding_model is not None else None
         kwargs["judge_scores"] = judge(texts, references) if judge is not None else None
     # "" rather than None: evaluate's Arrow writer rejects a batch whose first value is None
+    # An empty or invalid answer never scores as right: it is compared as "" (it still counts).
     result = metric_module(workload.task).compute(
-        predictions=[a.value or "" for a in answers], references=references, return_stats=True, **kwargs
+        predictions=[(a.value or "") if a.valid else "" for a in answers],
+        references=references,
+        return_stats=True,
+        **kwargs,
     )
     extras = {"confusion_matrix": result["confusion_matrix"]} if "confusion_matrix" in result else {}
     return {"stats": result["stats"], "extras": extras}

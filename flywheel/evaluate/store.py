@@ -1,9 +1,11 @@
-"""Warehouse rows for evaluation: every estimate, the run with its decision, and logged teacher usage."""
+"""Warehouse rows for evaluation: every estimate, the run with its decision, logged teacher usage, and
+the eval examples as they were logged."""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +14,7 @@ import orjson
 
 from flywheel.evaluate.gate import GateDecision
 from flywheel.evaluate.runner import EvaluationResult, Usage
+from flywheel.records import Example, canonical_dumps
 from flywheel.store.db import Warehouse
 
 EVALUATION_COLUMNS = (
@@ -124,6 +127,46 @@ def teacher_usage(warehouse: Warehouse, interaction_ids: Iterable[str]) -> dict[
         for row in warehouse.read(read)
         if row[1] is not None and row[2] is not None
     }
+
+
+def raw_examples(warehouse: Warehouse, examples: list[Example]) -> list[Example]:
+    """The eval examples as the application sent them: the logged request (full prompt, PII and
+    all), the logged answer as the teacher's target, and the gold label as logged. Predictors then
+    see exactly what serving sees. Examples without a logged interaction (synthetic) stay as they are.
+    """
+    ids = sorted({e.interaction_id for e in examples if e.interaction_id})
+    if not ids or not warehouse.path.exists():
+        return list(examples)
+
+    def read(con: duckdb.DuckDBPyConnection) -> list[tuple[Any, ...]]:
+        return con.execute(
+            "SELECT id, any_value(request), any_value(response), any_value(metadata) "
+            "FROM interactions WHERE list_contains(?, id) GROUP BY id",
+            [ids],
+        ).fetchall()
+
+    logged = {row[0]: row[1:] for row in warehouse.read(read)}
+    return [_as_logged(e, logged.get(e.interaction_id or "")) for e in examples]
+
+
+def _as_logged(example: Example, row: tuple[Any, ...] | None) -> Example:
+    if row is None:
+        return example
+    request, response = orjson.loads(row[0]), orjson.loads(row[1])
+    metadata = orjson.loads(row[2]) if row[2] else {}
+    gold = metadata.get("label") if isinstance(metadata, dict) else None
+    if gold is not None and not isinstance(gold, str):
+        gold = canonical_dumps(gold).decode()
+    return replace(
+        example,
+        messages=list(request.get("messages") or []),
+        target=response.get("message") or {},
+        label=None,
+        gold=gold if gold is not None else example.gold,
+        tools=request.get("tools"),
+        response_format=request.get("response_format"),
+        request=request,
+    )
 
 
 def eval_runs(warehouse: Warehouse, workload_id: str | None = None, limit: int = 20) -> list[dict[str, Any]]:

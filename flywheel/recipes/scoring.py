@@ -1,18 +1,20 @@
 """Score a workload's promoted student on a recipe's held-out gold files, with the teacher's cost.
 
-`score_on_gold` loads the champion (or a named model) from the registry, answers the held-out
-examples with it and with the teacher (a replay priced at the configured teacher model's catalog
-price: the public data has no logged usage, so its tokens are estimated at 4 characters per token
-of the request the application sends, system prompt included), and scores both against gold with the
-evaluation runner: metrics with 95% bootstrap intervals, latency, throughput and cost per 1k
-requests (the student's from the serving hardware's hourly rate and its measured throughput).
-Extraction workloads also get slot-level scores: micro precision/recall/F1 over (slot, value) pairs.
+`score_on_gold` loads the champion (or a named model) from the registry with its bundle, answers the
+held-out requests with it (the same predictor `flywheel serve` runs) and with the teacher (a replay
+priced at the configured teacher model's catalog price: the public data has no logged usage, so its
+tokens are estimated at 4 characters per token of the request the application sends, system prompt
+included), and scores both against gold with the evaluation runner: metrics with 95% bootstrap
+intervals, latency, throughput and cost per 1k requests (the student's from the serving hardware's
+hourly rate and its measured throughput). Extraction workloads also get slot-level scores: micro
+precision/recall/F1 over (slot, value) pairs.
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +85,16 @@ class Recording:
         return answered
 
 
+def as_request(example: Example) -> Example:
+    """A gold example as the request the application sends: the student answers it through its
+    bundle, exactly as `flywheel serve` would."""
+    request: dict[str, Any] = {"messages": example.messages}
+    for key, value in (("tools", example.tools), ("response_format", example.response_format)):
+        if value is not None:
+            request[key] = value
+    return replace(example, request=request)
+
+
 def directory_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
@@ -99,12 +111,12 @@ def score_on_gold(
     limit: int | None = None,
 ) -> dict[str, Any]:
     """The figures of the acceptance table for one workload; see the module docstring."""
+    from flywheel.bundle import load_predictor
     from flywheel.evaluate.hardware import hardware_usd_per_hour
     from flywheel.evaluate.runner import ReplayPredictor, evaluate_predictors
     from flywheel.loop import Loop
     from flywheel.recipes import get_recipe
     from flywheel.registry import Registry
-    from flywheel.train.student import load_student
 
     recipe = get_recipe(recipe_name)
     recipe.check_data(data)
@@ -112,8 +124,8 @@ def score_on_gold(
     workload = loop.workload(recipe.workload_id)
     registry = Registry(loop.warehouse, loop.home)
     record = _model_record(registry, workload.id, model_id)
-    examples = recipe.gold(data, workload)[:limit]
-    student = Recording(record.model_id, load_student(registry.artifact_dir(record)))
+    examples = [as_request(e) for e in recipe.gold(data, workload)[:limit]]
+    student = Recording(record.model_id, load_predictor(registry.artifact_dir(record)))
     teacher_model = loop.config.teacher_for(workload.id).model
     teacher = Recording("teacher", ReplayPredictor(name="teacher", model=teacher_model))
     result = evaluate_predictors(

@@ -22,9 +22,11 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from flywheel.bundle import default_bundle
 from flywheel.serve.capture import capture_record, with_shadow
 from flywheel.serve.champions import ChampionWatcher
 from flywheel.serve.metrics import CONTENT_TYPE, ServeMetrics
+from flywheel.serve.resolve import model_names, resolve_workload
 from flywheel.serve.responses import ApiError, sse_events
 from flywheel.serve.router import Call, Outcome, Router
 from flywheel.serve.security import (
@@ -74,6 +76,7 @@ def make_app(
         else TeacherClients(teacher_client, settings.teacher_models)
     )
     champions.set_batch_observer(metrics.observe_batch)
+    champions.set_defaults({w: default_bundle(workload) for w, workload in settings.workloads.items()})
     serving = Serving(settings, champions, Router(settings, champions, teachers, rng), spool, metrics)
     app = FastAPI(
         title="flywheel serve", lifespan=_lifespan(serving), docs_url=None, redoc_url=None, openapi_url=None
@@ -119,14 +122,17 @@ def _add_routes(app: FastAPI, serving: Serving) -> None:
         return JSONResponse(exc.body(), status_code=exc.status)
 
     @app.get("/health")
-    async def health() -> dict[str, Any]:
-        return {
-            "status": "ok",
+    async def health() -> JSONResponse:
+        """200 "ok" once every champion is loaded (or failed for good); 503 "loading" before."""
+        ready = champions.ready
+        body = {
+            "status": "ok" if ready else "loading",
             "workloads": sorted(settings.workloads),
             "champions": champions.snapshot(),
             "spool": {"dir": str(serving.spool.directory), "lines_written": serving.spool.lines_written},
             "shadows_in_flight": serving.router.shadows_in_flight,
         }
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     @app.get("/metrics")
     async def prometheus() -> Response:
@@ -138,7 +144,7 @@ def _add_routes(app: FastAPI, serving: Serving) -> None:
         authenticate(request.headers.get("authorization"), settings.api_keys)
         data = [
             {"id": name, "object": "model", "created": 0, "owned_by": "flywheel"}
-            for name in settings.model_names
+            for name in model_names(settings, champions.bundles())
         ]
         return {"object": "list", "data": data}
 
@@ -151,7 +157,7 @@ async def _chat_completion(serving: Serving, request: Request) -> Response:
     """Read, route, capture durably, then answer; a capture failure answers 503 instead."""
     started = time.perf_counter()
     try:
-        call = await _read_call(request, serving.settings)
+        call = await _read_call(request, serving.settings, serving.champions)
     except ApiError as exc:
         serving.metrics.requests.labels("-", "rejected", "none", str(exc.status)).inc()
         raise
@@ -175,7 +181,7 @@ async def _chat_completion(serving: Serving, request: Request) -> Response:
     return _respond(call, outcome)
 
 
-async def _read_call(request: Request, settings: ServeSettings) -> Call:
+async def _read_call(request: Request, settings: ServeSettings, champions: ChampionWatcher) -> Call:
     """Authenticated, size-checked, validated call; raises ApiError otherwise."""
     key_id = authenticate(request.headers.get("authorization"), settings.api_keys)
     limit = settings.serve.max_request_bytes
@@ -190,15 +196,7 @@ async def _read_call(request: Request, settings: ServeSettings) -> Call:
     except orjson.JSONDecodeError as exc:
         raise ApiError(400, f"request body is not valid JSON: {exc}") from exc
     validate_payload(payload, settings.serve.max_tokens_limit)
-    workload_id = settings.workload_for_model(payload["model"])
-    if workload_id is None:
-        known = ", ".join(settings.model_names) or "none"
-        raise ApiError(
-            404,
-            f"model {payload['model']!r} is not served here (models: {known})",
-            code="model_not_found",
-            param="model",
-        )
+    workload_id = resolve_workload(settings, champions.bundles(), payload)
     user = payload.get("user")
     client_id = (
         user if isinstance(user, str) and user else request.headers.get("x-flywheel-client-id") or key_id
@@ -214,6 +212,8 @@ def _respond(call: Call, outcome: Outcome) -> Response:
     }
     if outcome.fallback_reason:
         headers["x-flywheel-fallback-reason"] = outcome.fallback_reason
+    if outcome.fallback_wanted:
+        headers["x-flywheel-fallback-wanted"] = outcome.fallback_wanted
     if outcome.completion is None:
         error = outcome.error or ApiError(502, "no answer", code="no_answer")
         return JSONResponse(error.body(), status_code=error.status, headers=headers)
@@ -249,6 +249,8 @@ def _observe(metrics: ServeMetrics, call: Call, outcome: Outcome, latency_s: flo
     metrics.latency.labels(workload, served_by).observe(latency_s)
     if outcome.route == "fallback" and outcome.fallback_reason:
         metrics.fallbacks.labels(workload, outcome.fallback_reason).inc()
+    elif outcome.fallback_wanted:  # wanted but not possible: counted all the same
+        metrics.fallbacks.labels(workload, outcome.fallback_wanted).inc()
     if outcome.prompt_tokens:
         metrics.tokens.labels(workload, served_by, "prompt").inc(outcome.prompt_tokens)
     if outcome.completion_tokens:

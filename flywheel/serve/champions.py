@@ -6,9 +6,15 @@ The server never opens the warehouse; it polls this file's stat (mtime, size, in
 changed, loads each new champion in a worker thread while the old one keeps serving, then swaps the
 reference in one assignment. Requests already holding the old champion finish on it.
 
+Each champion is loaded as a model bundle (flywheel.bundle): the student plus what turns a raw
+request into its input and its output into the teacher's answer format. The bundle's routing facts
+(the request model names its logs used, its prompt template) are read at once when the manifest
+changes, so requests route to a workload while its student is still loading.
+
 `lookup(workload_id)` says who may answer: a loaded champion, or the reason the teacher must:
 no_champion (proxy mode), champion_missing (artifact directory gone), champion_loading (first load
-still running), champion_load_failed.
+still running), champion_load_failed. `wait_loaded(workload_id, timeout)` lets a call that arrives
+during a load wait for it instead of failing.
 """
 
 from __future__ import annotations
@@ -24,12 +30,13 @@ from typing import Any
 
 import orjson
 
+from flywheel.answers import AnswerSpec
+from flywheel.bundle import Bundle, BundlePredictor, load_predictor, read_bundle
 from flywheel.records import Predictor
 from flywheel.serve.batcher import BatchObserver, DynamicBatcher
 
 log = logging.getLogger("flywheel.serve")
 MANIFEST_NAME = "champions.json"
-TEMPLATE_FILE = "prompt_template.json"
 Loader = Callable[[Path], Predictor]
 
 
@@ -43,13 +50,17 @@ class ManifestEntry:
 
 @dataclass
 class Champion:
-    """A loaded student: its predictor behind a batcher, and the prompt template it was trained on."""
+    """A loaded student: its bundle predictor (raw request in, teacher-format answer out) behind a
+    batcher."""
 
     workload_id: str
     entry: ManifestEntry
-    predictor: Predictor
+    predictor: BundlePredictor
     batcher: DynamicBatcher
-    template: dict[str, Any] | None = None
+
+    @property
+    def bundle(self) -> Bundle:
+        return self.predictor.bundle
 
     @property
     def model_id(self) -> str:
@@ -76,16 +87,18 @@ class ChampionWatcher:
         on_batch: BatchObserver | None = None,
     ) -> None:
         self.manifest_path = Path(manifest_path)
-        self._loader = loader or default_loader
+        self._loader = loader
         self.poll_s = poll_s
         self._batching: dict[str, Any] = {
             "max_batch": max_batch,
             "max_wait_ms": max_wait_ms,
             "on_batch": on_batch,
         }
+        self._defaults: dict[str, Bundle] = {}
         self._signature: tuple[int, int, int] | None = None
         self._manifest: dict[str, ManifestEntry] = {}
         self._champions: dict[str, Champion] = {}
+        self._bundles: dict[str, Bundle] = {}
         self._problems: dict[str, str] = {}
         self._loads: dict[str, tuple[ManifestEntry, asyncio.Task[None]]] = {}
         self._poller: asyncio.Task[None] | None = None
@@ -96,6 +109,14 @@ class ChampionWatcher:
         self._batching["on_batch"] = on_batch
         for champion in self._champions.values():
             champion.batcher.on_batch = on_batch
+
+    def set_defaults(self, defaults: dict[str, Bundle]) -> None:
+        """The bundle each workload's champion gets when its directory has none (its config's contract)."""
+        self._defaults = dict(defaults)
+
+    def _default(self, workload_id: str) -> Bundle:
+        """A workload the server was not configured with (a bare watcher) only gets non-empty checks."""
+        return self._defaults.get(workload_id) or Bundle(workload_id, AnswerSpec(task="chat"))
 
     def lookup(self, workload_id: str) -> ChampionLookup:
         entry = self._manifest.get(workload_id)
@@ -126,6 +147,15 @@ class ChampionWatcher:
         """Workload -> model id of the student answering it now."""
         return {w: c.model_id for w, c in self._champions.items()}
 
+    @property
+    def ready(self) -> bool:
+        """Every champion in the manifest is loaded, or failed for good (missing, failed load)."""
+        return all(w in self._champions or w in self._problems for w in self._manifest)
+
+    def bundles(self) -> dict[str, Bundle]:
+        """Workload -> the bundle of its champion (known as soon as the manifest names it)."""
+        return dict(self._bundles)
+
     async def start(self) -> None:
         await self.refresh()
         self._poller = asyncio.create_task(self._poll())
@@ -137,10 +167,17 @@ class ChampionWatcher:
         await asyncio.gather(*tasks, return_exceptions=True)
         self._poller = None
 
-    async def wait_loaded(self) -> None:
-        """Wait for every load in flight (tests and start-up use it)."""
-        while self._loads:
-            await asyncio.gather(*(task for _, task in list(self._loads.values())), return_exceptions=True)
+    async def wait_loaded(self, workload_id: str | None = None, timeout: float | None = None) -> bool:
+        """Wait for the loads in flight (of one workload, or all); False when `timeout` ran out."""
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    pending = [task for w, (_, task) in list(self._loads.items()) if workload_id in (None, w)]
+                    if not pending:
+                        return True
+                    await asyncio.gather(*pending, return_exceptions=True)
+        except TimeoutError:
+            return False
 
     async def refresh(self) -> bool:
         """Re-read the manifest when its stat changed; returns whether it did."""
@@ -167,6 +204,7 @@ class ChampionWatcher:
     def _apply(self, manifest: dict[str, ManifestEntry]) -> None:
         for workload_id in set(self._manifest) - set(manifest):
             self._champions.pop(workload_id, None)
+            self._bundles.pop(workload_id, None)
             self._problems.pop(workload_id, None)
             self._cancel_load(workload_id)
         self._manifest = manifest
@@ -185,8 +223,18 @@ class ChampionWatcher:
                 self._champions.pop(workload_id, None)
                 continue
             self._problems.pop(workload_id, None)
+            self._read_bundle(workload_id, entry)
             task = asyncio.create_task(self._load(workload_id, entry))
             self._loads[workload_id] = (entry, task)
+
+    def _read_bundle(self, workload_id: str, entry: ManifestEntry) -> None:
+        """The routing facts of a new champion, before its weights load (a small JSON file)."""
+        try:
+            manifest = _manifest_of(entry.path)
+            self._bundles[workload_id] = read_bundle(entry.path, manifest, self._default(workload_id))
+        except (OSError, ValueError) as exc:
+            log.warning("champion %s of %s: no usable bundle (%s)", entry.model_id, workload_id, exc)
+            self._bundles.pop(workload_id, None)
 
     def _cancel_load(self, workload_id: str) -> None:
         pending = self._loads.pop(workload_id, None)
@@ -195,7 +243,8 @@ class ChampionWatcher:
 
     async def _load(self, workload_id: str, entry: ManifestEntry) -> None:
         try:
-            predictor, template = await asyncio.to_thread(self._load_blocking, entry)
+            default = self._default(workload_id)
+            predictor = await asyncio.to_thread(load_predictor, entry.path, self._loader, default)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -207,16 +256,12 @@ class ChampionWatcher:
         if self._manifest.get(workload_id) != entry:  # superseded while loading
             return
         batcher = DynamicBatcher(predictor.predict, **self._batching)
-        self._champions[workload_id] = Champion(workload_id, entry, predictor, batcher, template)
+        self._champions[workload_id] = Champion(workload_id, entry, predictor, batcher)
+        self._bundles[workload_id] = predictor.bundle
         self._problems.pop(workload_id, None)
         self._loads.pop(workload_id, None)
         self.swaps += 1
         log.info("champion of %s is now %s", workload_id, entry.model_id)
-
-    def _load_blocking(self, entry: ManifestEntry) -> tuple[Predictor, dict[str, Any] | None]:
-        template_path = entry.path / TEMPLATE_FILE
-        template = orjson.loads(template_path.read_bytes()) if template_path.exists() else None
-        return self._loader(entry.path), template
 
 
 def read_manifest(path: Path) -> dict[str, ManifestEntry]:
@@ -243,10 +288,13 @@ def read_manifest(path: Path) -> dict[str, ManifestEntry]:
     return manifest
 
 
-def default_loader(path: Path) -> Predictor:
-    from flywheel.train.student import load_student
+def _manifest_of(path: Path) -> dict[str, Any] | None:
+    from flywheel.train.student import read_manifest
 
-    return load_student(path)
+    try:
+        return read_manifest(path)
+    except (OSError, orjson.JSONDecodeError):
+        return None
 
 
 def import_loader(spec: str) -> Loader:

@@ -1,10 +1,13 @@
 """Who answers a call: the workload's champion student, or the teacher, and why.
 
 A workload without a champion is proxied to the teacher. With one, the student answers (dynamically
-batched) unless it fails, is unsure (confidence under the workload's threshold) or gives an answer
-that is invalid for the task; then the teacher answers and the reason is recorded. Student answers
-are sometimes shadowed: the teacher is also asked, after the client got its answer, so the two can be
-compared offline and on /metrics.
+batched, through its model bundle: the raw request in, the answer in the teacher's format out)
+unless it fails, is unsure (confidence under the workload's threshold) or gives an answer that is
+invalid for the task. Such a call is never answered silently: the workload's `on_unsure` policy
+decides between the teacher (a fallback), the student's answer marked `x-flywheel-fallback-wanted`,
+or a 503 naming the reason; every case counts in flywheel_fallbacks_total{reason}. A call that
+arrives while its champion loads waits for it (serve.load_wait_s). Student answers are sometimes
+shadowed: the teacher is also asked, after the client got its answer, so the two can be compared.
 """
 
 from __future__ import annotations
@@ -16,15 +19,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from flywheel.answers import AnswerSpec, read_message
 from flywheel.config import WorkloadConfig
-from flywheel.quality.answers import parse_answer
-from flywheel.quality.pruning import apply_template
 from flywheel.records import Example
 from flywheel.serve.champions import Champion, ChampionWatcher
 from flywheel.serve.responses import ApiError, completion_message, completion_usage, student_completion
 from flywheel.serve.settings import ServeSettings
 from flywheel.serve.teacher import TeacherClients
-from flywheel.serve.validation import invalid_reason
 
 log = logging.getLogger("flywheel.serve")
 Route = Literal["student", "fallback", "proxy"]
@@ -58,6 +59,7 @@ class Outcome:
     cost_usd: float | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     shadow: bool = False
+    fallback_wanted: str | None = None  # why the teacher should have answered, when it could not
 
 
 @dataclass
@@ -83,6 +85,9 @@ class Router:
 
     async def answer(self, call: Call) -> Outcome:
         lookup = self.champions.lookup(call.workload_id)
+        if lookup.reason == "champion_loading":
+            await self.champions.wait_loaded(call.workload_id, self.settings.serve.load_wait_s)
+            lookup = self.champions.lookup(call.workload_id)
         if lookup.champion is None:
             route: Route = "proxy" if lookup.reason == "no_champion" else "fallback"
             return await self.from_teacher(call, route, lookup.reason)
@@ -90,12 +95,32 @@ class Router:
         if attempt.reason is None and attempt.outcome is not None:
             attempt.outcome.shadow = self._should_shadow(call.workload_id)
             return attempt.outcome
-        if attempt.outcome is not None and not self.teachers.available(call.workload_id):
-            # Nobody better to ask: the student's answer beats an error.
-            extra = {k: v for k, v in attempt.detail.items() if k != "student_message"}
-            attempt.outcome.metadata.update(extra, fallback_wanted=attempt.reason)
+        return await self._unsure(call, attempt)
+
+    async def _unsure(self, call: Call, attempt: StudentTry) -> Outcome:
+        """The workload's policy for a student answer that must not go out as a normal one."""
+        reason = attempt.reason or "student_error"
+        teacher = self.teachers.available(call.workload_id)
+        policy = self.settings.on_unsure(call.workload_id, teacher)
+        if policy == "teacher":
+            return await self.from_teacher(call, "fallback", reason, attempt.detail)
+        extra = {k: v for k, v in attempt.detail.items() if k != "student_message"}
+        if policy == "student" and attempt.outcome is not None:
+            attempt.outcome.metadata.update(extra, fallback_wanted=reason)
+            attempt.outcome.fallback_wanted = reason
             return attempt.outcome
-        return await self.from_teacher(call, "fallback", attempt.reason, attempt.detail)
+        why = "no teacher is configured" if not teacher else "the workload's on_unsure policy is error"
+        error = ApiError(
+            503, f"the student's answer is not usable ({reason}) and {why}", code="student_unsure"
+        )
+        return Outcome(
+            "student",
+            "student",
+            error=error,
+            model=attempt.outcome.model if attempt.outcome else None,
+            metadata={**extra, "fallback_wanted": reason},
+            fallback_wanted=reason,
+        )
 
     async def from_teacher(
         self, call: Call, route: Route, reason: str | None, metadata: dict[str, Any] | None = None
@@ -120,10 +145,9 @@ class Router:
         return outcome
 
     async def _from_student(self, call: Call, champion: Champion) -> StudentTry:
-        example = student_example(call, champion.template)
         detail: dict[str, Any] = {"student_model": champion.model_id}
         try:
-            result = await champion.batcher.submit(example)
+            result = await champion.batcher.submit(student_example(call))
         except Exception as exc:
             log.warning("student %s failed on %s: %s", champion.model_id, call.request_id, type(exc).__name__)
             error = f"{type(exc).__name__}: {exc}"[:300]
@@ -147,9 +171,10 @@ class Router:
         threshold = self.settings.threshold(call.workload_id)
         if prediction.confidence is not None and prediction.confidence < threshold:
             return StudentTry(outcome, "low_confidence", detail)
-        invalid = invalid_reason(call.workload, completion_message(completion), call.payload)
-        if invalid is not None:
-            return StudentTry(outcome, "invalid_format", detail | {"invalid_reason": invalid})
+        if prediction.invalid_reason is not None:
+            return StudentTry(
+                outcome, "invalid_format", detail | {"invalid_reason": prediction.invalid_reason}
+            )
         return StudentTry(outcome, None)
 
     def _should_shadow(self, workload_id: str) -> bool:
@@ -182,20 +207,22 @@ class Router:
         }
 
 
-def student_example(call: Call, template: dict[str, Any] | None) -> Example:
-    """What the student sees: the request's messages without the static prompt prefix it never learnt."""
+def student_example(call: Call) -> Example:
+    """The call as its champion's bundle takes it: the raw request, as the application sent it."""
     payload = call.payload
     return Example(
         example_id=call.request_id,
         workload_id=call.workload_id,
-        messages=apply_template(payload["messages"], template),
+        messages=list(payload.get("messages") or []),
         target={},
         tools=payload.get("tools"),
         response_format=payload.get("response_format"),
+        request=payload,
     )
 
 
 def same_answer(call: Call, student: dict[str, Any], teacher: dict[str, Any]) -> bool:
     """Do the two completions give the same task-level answer (label, JSON, tool calls, text)?"""
-    parsed = [parse_answer(call.workload, completion_message(c), call.payload) for c in (student, teacher)]
-    return parsed[0].label is not None and parsed[0].label == parsed[1].label
+    spec = AnswerSpec.of(call.workload)
+    answers = [read_message(spec, completion_message(c), call.payload) for c in (student, teacher)]
+    return answers[0].valid and answers[0].value == answers[1].value

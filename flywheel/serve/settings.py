@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 DEFAULT_STUDENT_HARDWARE = "cpu-2core"
 FALLBACK_USD_PER_HOUR = 0.10
+UnsurePolicy = Literal["teacher", "student", "error"]
 
 
 class ServeConfig(BaseModel):
@@ -39,6 +40,18 @@ class ServeConfig(BaseModel):
         0.5, ge=0, le=1, description="Default: student answers below this go to the teacher"
     )
     thresholds: dict[str, float] = Field(default_factory=dict, description="Per-workload thresholds")
+    on_unsure: UnsurePolicy | None = Field(
+        None,
+        description="A student answer that is invalid or under the threshold: teacher (fall back), "
+        "student (serve it, marked x-flywheel-fallback-wanted) or error (503). Default: teacher when "
+        "the workload has one, else error",
+    )
+    on_unsure_by_workload: dict[str, UnsurePolicy] = Field(
+        default_factory=dict, description="Per-workload on_unsure"
+    )
+    load_wait_s: float = Field(
+        30.0, ge=0, le=600, description="How long a call waits for its workload's champion to load"
+    )
     shadow_rate: float = Field(0.0, ge=0, le=1, description="Share of student answers also sent to teacher")
     shadow_concurrency: int = Field(4, ge=1, le=256, description="Background shadow calls at once")
     max_batch: int = Field(16, ge=1, le=1024, description="Student requests per batch")
@@ -48,7 +61,11 @@ class ServeConfig(BaseModel):
     spool_rotate_s: float = Field(3600.0, gt=0, description="Rotate the spool file past this age")
     spool_gzip: bool = Field(False, description="Compress rotated spool files to .jsonl.gz")
     log_prompts: bool = Field(False, description="Put prompt and answer text in the server log")
-    aliases: dict[str, str] = Field(default_factory=dict, description="Model name -> workload id")
+    aliases: dict[str, str] = Field(
+        default_factory=dict,
+        description="Model name -> workload id (besides workload ids, the model names the workload's "
+        "logs used and its prompt template, learned from the champion's bundle)",
+    )
     champions_poll_s: float = Field(1.0, gt=0, le=60, description="How often champions.json is checked")
     student_loader: str | None = Field(
         None, description="module:function loading a Predictor from a model dir (default load_student)"
@@ -76,14 +93,15 @@ class ServeSettings:
     student_usd_per_hour: float = FALLBACK_USD_PER_HOUR
     api_keys: frozenset[str] = frozenset()
 
-    def workload_for_model(self, model: str) -> str | None:
-        """The workload a request's `model` names: a workload id or a configured alias."""
-        if model in self.workloads:
-            return model
-        return self.serve.aliases.get(model)
-
     def threshold(self, workload_id: str) -> float:
         return self.serve.thresholds.get(workload_id, self.serve.confidence_threshold)
+
+    def on_unsure(self, workload_id: str, teacher_available: bool) -> UnsurePolicy:
+        """What happens to an invalid or unsure student answer; "teacher" needs a teacher."""
+        policy = self.serve.on_unsure_by_workload.get(workload_id, self.serve.on_unsure)
+        if policy is None or (policy == "teacher" and not teacher_available):
+            return "teacher" if teacher_available else "error"
+        return policy
 
     @property
     def model_names(self) -> list[str]:
@@ -106,9 +124,10 @@ def build_settings(
             raise ConfigError(
                 f"serve.aliases.{alias}: unknown workload {target!r} (known: {sorted(workloads)})"
             )
-    for workload_id in serve.thresholds:
-        if workload_id not in workloads:
-            raise ConfigError(f"serve.thresholds.{workload_id}: unknown workload")
+    for section in ("thresholds", "on_unsure_by_workload"):
+        for workload_id in getattr(serve, section):
+            if workload_id not in workloads:
+                raise ConfigError(f"serve.{section}.{workload_id}: unknown workload")
     return ServeSettings(
         serve=serve,
         workloads=workloads,

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from flywheel.bundle import Bundle, build_bundle
 from flywheel.config import StudentConfig, WorkloadConfig
 from flywheel.records import Example, utcnow
 from flywheel.store.db import Warehouse
@@ -87,6 +88,7 @@ class RunContext:
     teacher_logprobs: dict[str, Any] | None = None
     teacher: str | None = None
     progress: Callable[[int, int], None] | None = None
+    bundle: Bundle | None = None
 
 
 def data_digest(examples: list[Example], task: str) -> str:
@@ -107,12 +109,15 @@ def train_candidate(
     resume: bool = True,
     teacher_logprobs: dict[str, Any] | None = None,
     teacher: str | None = None,
+    bundle: Bundle | None = None,
 ) -> TrainedCandidate:
     """Train `candidate` on `train`, score it on `val`, save under `out_dir/<workload>/<version>/`.
 
     out_dir: the models root (FLYWHEEL_HOME/models). teacher_logprobs: captured API logprobs by
     example or interaction id (distill mode sparse). teacher: recorded as provenance in the registry.
-    Registers the candidate (and kept variants) in `warehouse` when one is given.
+    bundle: what goes from raw request to served answer (default: learned from `train` and, with a
+    warehouse, the snapshot's prompt template). Registers the candidate (and kept variants) in
+    `warehouse` when one is given.
     """
     if not train:
         raise ValueError(f"workload {workload.id!r} student {candidate.name!r}: no training examples")
@@ -135,6 +140,7 @@ def train_candidate(
         teacher_logprobs=teacher_logprobs,
         teacher=teacher or settings.options.distill.teacher,
         progress=(lambda done, total: progress(candidate.name, done, total)) if progress else None,
+        bundle=bundle or workload_bundle(workload, train, warehouse, snapshot_id),
     )
     if not resume and context.run_dir.exists():
         shutil.rmtree(context.run_dir)
@@ -146,6 +152,18 @@ def train_candidate(
         register(warehouse, context, trained)
     shutil.rmtree(context.run_dir, ignore_errors=True)
     return trained
+
+
+def workload_bundle(
+    workload: WorkloadConfig, train: list[Example], warehouse: Warehouse | None, snapshot_id: str | None
+) -> Bundle:
+    """The bundle every candidate of this training run shares (see flywheel.bundle)."""
+    template, request_models = None, ()
+    if warehouse is not None:
+        from flywheel.bundle.sources import bundle_sources
+
+        template, request_models = bundle_sources(warehouse, workload.id, snapshot_id)
+    return build_bundle(workload, train, template=template, request_models=request_models)
 
 
 def register(warehouse: Warehouse, context: RunContext, trained: TrainedCandidate) -> None:
@@ -205,6 +223,7 @@ def train_workload(
                 f"(declared: {', '.join(sorted(known))})"
             )
         students = [s for s in students if s.name in candidates]
+    bundle = workload_bundle(workload, train, warehouse, snapshot_id)
     return [
         train_candidate(
             student,
@@ -219,6 +238,7 @@ def train_workload(
             resume=resume,
             teacher_logprobs=teacher_logprobs,
             teacher=teacher,
+            bundle=bundle,
         )
         for student in students
     ]

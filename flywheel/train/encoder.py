@@ -64,6 +64,8 @@ def load_encoder(settings: TrainSettings, labels: list[str]) -> tuple[Any, Any]:
 
     base = resolve_encoder_base(settings.base)
     tokenizer = AutoTokenizer.from_pretrained(base)
+    # The newest turn (the item to classify) is at the end: what does not fit is cut from the start.
+    tokenizer.truncation_side = "left"
     model = AutoModelForSequenceClassification.from_pretrained(
         base,
         num_labels=len(labels),

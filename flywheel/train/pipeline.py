@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from flywheel.bundle import write_bundle
 from flywheel.records import Example, utcnow
 from flywheel.train.artifacts import code_version, loss_curve, write_manifest
 from flywheel.train.candidate import RunContext, TrainedCandidate
@@ -79,7 +80,11 @@ def fit(context: RunContext, train: list[Example]) -> Built:
         result, skipped = fit_encoder(
             model, tokenizer, train, settings, context.hardware, context.run_dir / "main", **common
         )
-        manifest.update(labels=list(model.config.label2id), skipped_unknown_labels=skipped)
+        manifest.update(
+            labels=list(model.config.label2id),
+            skipped_unknown_labels=skipped,
+            truncation_side=tokenizer.truncation_side,
+        )
         return Built(
             result.model,
             tokenizer,
@@ -250,6 +255,8 @@ def finish_variant(
         loss_curve=curve,
     )
     write_manifest(directory, manifest)
+    if context.bundle is not None:
+        write_bundle(directory, context.bundle, input_settings(manifest))
     manifest["size_bytes"] = directory_size(directory, exclude=("README.md",))
     write_manifest(directory, manifest)
     keep = options.postprocess.keep
@@ -271,6 +278,13 @@ def finish_variant(
         code_version=manifest["code_version"],
         loss_curve=curve,
     )
+
+
+def input_settings(manifest: dict[str, Any]) -> dict[str, Any]:
+    """How the student reads its input: kept in the bundle for anyone serving it elsewhere."""
+    default = "right" if manifest["kind"] in ("encoder-classifier", "encoder-extractor") else "left"
+    side = manifest.get("truncation_side") or default
+    return {"truncation_side": side, "max_length": manifest.get("max_seq_length")}
 
 
 def make_variants(

@@ -189,6 +189,8 @@ class EncoderStudent:
         self.tokenizer = tokenizer
         self.batch_size = max(batch_size, 32)
         self.max_length = int(manifest.get("max_seq_length") or 128)
+        if manifest.get("truncation_side"):
+            tokenizer.truncation_side = manifest["truncation_side"]
         self.id2label = {int(k): v for k, v in model.config.id2label.items()}
 
     def predict(self, examples: list[Example]) -> list[Prediction]:

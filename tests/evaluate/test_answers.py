@@ -6,7 +6,6 @@ import pytest
 
 from flywheel.config import LabelParser, WorkloadConfig
 from flywheel.evaluate.answers import (
-    Answer,
     answer_from_label,
     answer_from_message,
     calls_from_label,
@@ -70,7 +69,8 @@ def test_extraction_answer_canonical_json_and_schema_validity() -> None:
     assert good.valid and good.value == '{"order_id":"ORD-1","qty":2}'
     wrong_type = answer_from_message(msg('{"order_id": "ORD-1", "qty": "two"}'), workload)
     assert wrong_type.value is not None and not wrong_type.valid  # JSON, but not for the schema
-    assert answer_from_message(msg('{"order_id": "ORD-1", "qty": 2'), workload) == Answer(None, False)
+    broken = answer_from_message(msg('{"order_id": "ORD-1", "qty": 2'), workload)
+    assert broken.value is None and broken.reason == "invalid_json" and not broken.valid
     assert answer_from_message(msg("[1, 2]"), workload).value is None
 
 
@@ -104,8 +104,9 @@ def test_tool_call_validity() -> None:
     assert not answer_from_message(msg(tool_calls=[call("cancel_order", "{oops")]), workload).valid
     assert not answer_from_message(msg(tool_calls=[call("cancel_order", "[1]")]), workload).valid
     text = answer_from_message(msg("Hello! How can I help?"), workload)
-    assert text == Answer("[]", True)
-    assert answer_from_message(msg(""), workload) == Answer("[]", False)
+    assert text.value == "[]" and text.valid
+    empty = answer_from_message(msg(""), workload)
+    assert empty.value == "[]" and empty.reason == "empty_answer" and not empty.valid
 
 
 @pytest.mark.parametrize(

@@ -9,9 +9,11 @@ import logging
 import openai
 import pytest
 
+from flywheel.answers import AnswerSpec
+from flywheel.bundle import Bundle, write_bundle
 from flywheel.ingest import ingest_paths
 from flywheel.store.db import Warehouse
-from tests.serve.conftest import TOOLS, ScriptedStudent, serve_with_lifespan
+from tests.serve.conftest import LABELS, TOOLS, ScriptedStudent, serve_with_lifespan
 
 
 def confident(label: str = "billing", confidence: float = 0.9) -> ScriptedStudent:
@@ -123,7 +125,7 @@ def test_fallback_to_teacher_with_reason(
     assert f'flywheel_fallbacks_total{{reason="{reason}",workload="{workload}"}} 1.0' in metrics
 
 
-def test_student_error_and_no_teacher_configured(make_harness) -> None:
+def test_no_teacher_means_unsure_answers_never_leave_unmarked(make_harness) -> None:
     def broken(text: str) -> tuple[str, float]:
         raise RuntimeError("model exploded")
 
@@ -131,17 +133,39 @@ def test_student_error_and_no_teacher_configured(make_harness) -> None:
         {"support": ScriptedStudent(broken), "chat": confident("hello", 0.1)}, teacher=False
     )
 
-    async def scenario() -> None:
+    async def scenario() -> str:
         async with harness.running(), harness.http() as http:
             failed = await http.post("/v1/chat/completions", json={"model": "support", "messages": ticket()})
-            assert failed.status_code == 503 and failed.json()["error"]["code"] == "no_teacher"
+            assert failed.status_code == 503 and failed.json()["error"]["code"] == "student_unsure"
+            assert failed.headers["x-flywheel-fallback-wanted"] == "student_error"
+            unsure = await http.post("/v1/chat/completions", json={"model": "chat", "messages": ticket()})
+            assert unsure.status_code == 503 and "low_confidence" in unsure.json()["error"]["message"]
+            assert unsure.headers["x-flywheel-fallback-wanted"] == "low_confidence"
+            return (await http.get("/metrics")).text
+
+    metrics = asyncio.run(scenario())
+    failed, unsure = harness.spool_lines()
+    assert failed["metadata"]["fallback_wanted"] == "student_error" and "error" in failed["response"]
+    assert unsure["metadata"]["fallback_wanted"] == "low_confidence"
+    for workload, reason in (("support", "student_error"), ("chat", "low_confidence")):
+        assert f'flywheel_fallbacks_total{{reason="{reason}",workload="{workload}"}} 1.0' in metrics
+
+
+def test_on_unsure_student_serves_the_answer_marked(make_harness) -> None:
+    harness = make_harness(
+        {"chat": confident("hello", 0.1)}, teacher=False, serve={"on_unsure_by_workload": {"chat": "student"}}
+    )
+
+    async def scenario() -> None:
+        async with harness.running(), harness.http() as http:
             unsure = await http.post("/v1/chat/completions", json={"model": "chat", "messages": ticket()})
             assert unsure.status_code == 200 and unsure.json()["choices"][0]["message"]["content"] == "hello"
+            assert unsure.headers["x-flywheel-fallback-wanted"] == "low_confidence"
+            assert unsure.headers["x-flywheel-served-by"] == "student"
 
     asyncio.run(scenario())
-    failed, unsure = harness.spool_lines()
-    assert failed["fallback_reason"] == "student_error" and "error" in failed["response"]
-    assert unsure["served_by"] == "student" and unsure["metadata"]["fallback_wanted"] == "low_confidence"
+    (line,) = harness.spool_lines()
+    assert line["served_by"] == "student" and line["metadata"]["fallback_wanted"] == "low_confidence"
 
 
 def test_auth_limits_and_bad_requests(make_harness) -> None:
@@ -211,11 +235,12 @@ def test_teacher_failure_is_a_clear_error_and_still_captured(make_harness) -> No
     assert line["response"]["error"]["code"] == "teacher_error" and line["metadata"]["http_status"] == 502
 
 
-def test_prompt_template_pruned_before_the_student(make_harness) -> None:
+def test_the_bundle_template_is_pruned_before_the_student(make_harness) -> None:
     student = confident()
     harness = make_harness({"support": student})
     template = {"messages": [{"role": "system", "content": "Route the ticket."}], "text_prefix": None}
-    (harness.home / "models" / "support-v1" / "prompt_template.json").write_text(json.dumps(template))
+    spec = AnswerSpec(task="classification", labels=tuple(LABELS))
+    write_bundle(harness.home / "models" / "support-v1", Bundle("support", spec, template=template))
 
     async def scenario() -> None:
         async with harness.running():

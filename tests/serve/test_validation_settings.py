@@ -4,12 +4,22 @@ from pathlib import Path
 
 import pytest
 
+from flywheel.answers import AnswerSpec
+from flywheel.bundle import Bundle, BundlePredictor
 from flywheel.config import ConfigError, FlywheelConfig, WorkloadConfig, load_config
+from flywheel.records import Example, Prediction
+from flywheel.serve.resolve import resolve_workload
 from flywheel.serve.settings import ServeConfig, build_settings, spool_dir
-from flywheel.serve.validation import invalid_reason
 from tests.serve.conftest import LABELS, ORDER_SCHEMA, TOOLS, WORKLOADS
 
 SUPPORT, ORDERS, ASSISTANT, CHAT = (WorkloadConfig(**w) for w in WORKLOADS)
+
+
+def invalid_reason(workload: WorkloadConfig, message: dict, request: dict) -> str | None:
+    """What serving decides about a student's answer: its bundle predictor's finishing step."""
+    predictor = BundlePredictor(Bundle(workload.id, AnswerSpec.of(workload)), student=None, name="s")  # type: ignore[arg-type]
+    example = Example("e", workload.id, request.get("messages", []), {}, request=request)
+    return predictor.finish(Prediction(message, 0.9), example).invalid_reason
 
 
 def text(content: str) -> dict:
@@ -69,7 +79,8 @@ def test_serve_section_in_flywheel_yaml(tmp_path: Path) -> None:
     )
     config = load_config(path)
     settings = build_settings(config, environ={"FLYWHEEL_API_KEYS": "a,b"})
-    assert settings.threshold("support") == 0.7 and settings.workload_for_model("gpt-4o-mini") == "support"
+    assert settings.threshold("support") == 0.7
+    assert resolve_workload(settings, {}, {"model": "gpt-4o-mini"}) == "support"
     assert settings.api_keys == {"a", "b"} and settings.student_usd_per_hour == 0.10
     assert spool_dir(settings.serve, tmp_path) == tmp_path / "captures"
     assert build_settings(FlywheelConfig(), environ={}).serve == ServeConfig()
