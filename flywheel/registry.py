@@ -26,6 +26,7 @@ from flywheel.store.db import Warehouse
 STAGES = ("candidate", "champion", "retired")
 ACTIONS = ("promote", "rollback", "manual")
 MANIFEST_NAME = "champions.json"
+TEACHER = "teacher"  # a workload rolled back to its teacher: no champion, every call proxied
 CARD_START = "<!-- flywheel:evaluation:start -->"
 CARD_END = "<!-- flywheel:evaluation:end -->"
 MODEL_COLUMNS = (
@@ -140,21 +141,32 @@ class Registry:
         self.write_manifest()
         return promotion
 
-    def rollback(self, workload_id: str, reason: str = "rollback") -> Promotion:
-        """Restore the champion that preceded the current one (repeatable: walks back the history)."""
+    def rollback(self, workload_id: str, reason: str = "rollback", to: str | None = None) -> Promotion:
+        """Restore the champion that preceded the current one (repeatable: walks back the history).
+
+        to: "teacher" leaves the workload without a champion (every call goes to the teacher), a
+        model id of the workload makes that model the champion; either way recorded as a rollback.
+        """
 
         def apply(con: duckdb.DuckDBPyConnection) -> Promotion:
             current = _select_models(con, workload_id, "champion")
-            if not current:
+            if not current and to is None:
                 raise RegistryError(f"workload {workload_id!r} has no champion to roll back")
-            target = _previous_champion(_select_promotions(con, workload_id), current[0].model_id)
+            previous = current[0].model_id if current else None
+            target = to or _previous_champion(_select_promotions(con, workload_id), previous or "")
             if target is None:
                 raise RegistryError(f"workload {workload_id!r}: no previous champion to roll back to")
+            if target == TEACHER:
+                if previous is None:
+                    raise RegistryError(f"workload {workload_id!r} is already served by its teacher")
+                return _switch(con, workload_id, TEACHER, previous, "rollback", reason, None)
             found = _select_models(con, None, None, target)
-            if not found:
-                raise RegistryError(f"previous champion {target!r} is no longer in the registry")
+            if not found or found[0].workload_id != workload_id:
+                raise RegistryError(f"{target!r} is not a model of workload {workload_id!r} in the registry")
+            if target == previous:
+                raise RegistryError(f"{target} is already the champion of {workload_id}")
             self._require_artifact(found[0])
-            return _switch(con, workload_id, target, current[0].model_id, "rollback", reason, None)
+            return _switch(con, workload_id, target, previous, "rollback", reason, None)
 
         promotion = self.warehouse.write(apply)
         self.write_manifest()

@@ -175,3 +175,22 @@ def test_cli_evaluate_wires_eval_split_candidates_and_teacher(
     assert payload["champion"] == "support-routing/good/1"
     code, payload = cli_json([*args, "evaluate", "--workload", "nope"])
     assert code == 2 and "unknown workload 'nope'" in payload["error"]
+
+
+def test_rollback_to_teacher_leaves_the_workload_to_its_teacher(registry: Registry) -> None:
+    add(registry, "routing/a/1", "routing/b/1")
+    home = ["--home", str(registry.home)]
+    cli_json([*home, "promote", "routing/a/1", "--reason", "first"])
+    code, payload = cli_json([*home, "rollback", "-w", "routing", "--to", "teacher", "--reason", "drift"])
+    assert code == 0 and payload["champion"] == "teacher" and payload["previous_champion"] == "routing/a/1"
+    assert registry.champion("routing") is None
+    assert "routing" not in json.loads(registry.manifest_path.read_text())
+    code, payload = cli_json([*home, "rollback", "-w", "routing", "--to", "teacher"])
+    assert code == 1 and "already served by its teacher" in payload["error"]
+    cli_json([*home, "promote", "routing/b/1", "--reason", "retrained"])
+    code, payload = cli_json([*home, "rollback", "-w", "routing"])  # b's predecessor was the teacher
+    assert code == 0 and payload["champion"] == "teacher" and registry.champion("routing") is None
+    code, payload = cli_json([*home, "rollback", "-w", "routing", "--to", "routing/a/1"])
+    assert code == 0 and registry.champion("routing").model_id == "routing/a/1"
+    code, payload = cli_json([*home, "rollback", "-w", "routing", "--to", "other/x/1"])
+    assert code == 1 and "not a model of workload" in payload["error"]

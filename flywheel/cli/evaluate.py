@@ -189,13 +189,16 @@ def rollback(
     ctx: typer.Context,
     workload: str = typer.Option(..., "--workload", "-w", help="Workload id"),
     reason: str = typer.Option("manual rollback", "--reason", help="Why (stored with the rollback)"),
+    to: str | None = typer.Option(
+        None, "--to", help="'teacher' (no student: every call goes to the teacher) or a model id"
+    ),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Restore the workload's previous champion."""
+    """Restore the workload's previous champion (or `--to teacher`, or `--to MODEL_ID`)."""
     registry = _registry(state(ctx))
     with guarded(as_json):
         try:
-            promotion = registry.rollback(workload, reason)
+            promotion = registry.rollback(workload, reason, to=to)
         except RegistryError as exc:
             fail(as_json, str(exc))
     _emit_promotion(as_json, registry, promotion)

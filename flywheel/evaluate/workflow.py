@@ -21,9 +21,7 @@ from flywheel.evaluate.runner import EvaluationResult, Judge, ModelResult, Progr
 from flywheel.evaluate.store import save_evaluation
 from flywheel.pricing import PriceCatalog
 from flywheel.records import Example, Prediction, Predictor, utcnow
-from flywheel.registry import Promotion, Registry
-
-TEACHER = "teacher"
+from flywheel.registry import TEACHER, Promotion, Registry
 
 
 class NamedPredictor:
