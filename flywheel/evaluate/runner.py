@@ -112,6 +112,7 @@ class ModelResult:
     cost_basis: str  # tokens | hardware | unknown
     extras: dict[str, Any] = field(default_factory=dict)
     draws: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    predictions: list[Prediction] = field(default_factory=list, repr=False)  # in example order
 
     def get(self, metric: str, slice_name: str | None = None) -> Estimate | None:
         for item in self.estimates:
@@ -158,6 +159,7 @@ class EvaluationResult:
     models: dict[str, ModelResult]
     n_resamples: int
     seed: int
+    example_ids: list[str] = field(default_factory=list)  # the scored examples, in order
 
     def rows(self, slices: bool = False) -> list[dict[str, Any]]:
         """{"model", "metric", "slice", "value", "ci_low", "ci_high", "n"} per estimate."""
@@ -226,6 +228,7 @@ def evaluate_predictors(
             wall_seconds=wall,
             extras=result["extras"],
             draws=draws,
+            predictions=predictions,
             **_speed_and_cost(predictor, predictions, wall, prices, hardware_usd_per_hour),
         )
     return EvaluationResult(
@@ -239,6 +242,7 @@ def evaluate_predictors(
         models=models,
         n_resamples=n_resamples,
         seed=seed,
+        example_ids=[e.example_id for e in kept],
     )
 
 
