@@ -19,6 +19,7 @@ import orjson
 
 from flywheel.config import LabelParser, WorkloadConfig
 from flywheel.records import Example, canonical_dumps, message_text
+from flywheel.schemas import build_validator
 
 NO_CALL = "[]"
 FENCE_RE = re.compile(r"^\s*```[a-zA-Z0-9_-]*\s*\n?(.*?)\n?\s*```\s*$", re.DOTALL)
@@ -139,16 +140,13 @@ def _schema_for(workload: WorkloadConfig, example: Example | None) -> dict[str, 
 
 
 def _schema_valid(obj: dict[str, Any], schema: dict[str, Any]) -> bool:
-    return _validator(canonical_dumps(schema).decode()).is_valid(obj)
+    validator = _validator(canonical_dumps(schema).decode())
+    return not isinstance(validator, str) and validator.is_valid(obj)  # a str: the schema is unusable
 
 
 @lru_cache(maxsize=64)
 def _validator(schema_json: str) -> Any:
-    import jsonschema
-
-    schema = orjson.loads(schema_json)
-    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
-    return cls(schema)
+    return build_validator(orjson.loads(schema_json))
 
 
 def _known_tools(workload: WorkloadConfig, example: Example | None) -> set[str] | None:

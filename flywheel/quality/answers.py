@@ -19,6 +19,7 @@ from typing import Any
 
 from flywheel.config import WorkloadConfig
 from flywheel.records import canonical_dumps, message_text
+from flywheel.schemas import build_validator
 
 
 @dataclass(slots=True)
@@ -146,6 +147,8 @@ def tool_schemas(workload: WorkloadConfig, request: dict[str, Any]) -> dict[str,
 
 def _schema_error(schema: dict[str, Any], value: Any) -> str | None:
     validator = _validator(canonical_dumps(schema).decode())
+    if isinstance(validator, str):  # the schema itself is unusable: say so instead of raising
+        return validator
     error = next(iter(sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))), None)
     if error is None:
         return None
@@ -155,11 +158,7 @@ def _schema_error(schema: dict[str, Any], value: Any) -> str | None:
 
 @functools.lru_cache(maxsize=64)
 def _validator(schema_json: str) -> Any:
-    import jsonschema
-
-    schema = json.loads(schema_json)
-    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
-    return cls(schema)
+    return build_validator(json.loads(schema_json))
 
 
 @functools.lru_cache(maxsize=64)
