@@ -291,7 +291,7 @@ def _request_schemas(request: dict[str, Any]) -> tuple[dict[str, Any], list[str]
     for key in ("tools", "functions"):
         tools = request.get(key)
         if isinstance(tools, list) and tools:
-            fixed, found, problem = _tool_schemas(orjson.dumps(tools, option=orjson.OPT_NON_STR_KEYS), key)
+            fixed, found, problem = _tool_schemas(_json(tools), key)
             if problem is not None:
                 raise InvalidSchema("invalid_tool_schema", problem)
             if fixed is not None:
@@ -300,23 +300,23 @@ def _request_schemas(request: dict[str, Any]) -> tuple[dict[str, Any], list[str]
     response_format = request.get("response_format")
     inner = response_format.get("json_schema") if isinstance(response_format, dict) else None
     if isinstance(inner, dict) and "schema" in inner:
-        where = "response_format.json_schema.schema"
-        schema, found = normalize_schema(inner["schema"], where)
-        problem = schema_problem(schema)
+        fixed, found, problem = _response_schema(_json(inner["schema"]))
         if problem is not None:
-            raise InvalidSchema("invalid_response_schema", f"{where}: {problem}")
-        if found:
+            raise InvalidSchema("invalid_response_schema", problem)
+        if fixed is not None:
+            schema = orjson.loads(fixed)
             out = {**out, "response_format": {**response_format, "json_schema": {**inner, "schema": schema}}}
             changes.extend(found)
     return out, changes
 
 
-@functools.lru_cache(maxsize=1024)
-def _tool_schemas(tools_json: bytes, key: str) -> tuple[bytes | None, tuple[str, ...], str | None]:
-    """(normalized tools as JSON or None when unchanged, changes, problem) for one tools list.
+Normalized = tuple[bytes | None, tuple[str, ...], str | None]  # (JSON if changed, changes, problem)
 
-    Cached on the list's JSON: agents send the same tools with every call.
-    """
+
+@functools.lru_cache(maxsize=1024)
+def _tool_schemas(tools_json: bytes, key: str) -> Normalized:
+    """One tools list, normalized. Cached on its JSON: agents send the same tools with every call,
+    and a fresh copy is decoded for each record, so no two records share (mutable) objects."""
     tools = orjson.loads(tools_json)
     changes: list[str] = []
     for index, tool in enumerate(tools):
@@ -331,9 +331,25 @@ def _tool_schemas(tools_json: bytes, key: str) -> tuple[bytes | None, tuple[str,
         if found:
             function["parameters"] = schema
             changes.extend(found)
-    if not changes:
-        return None, (), None
-    return orjson.dumps(tools, option=orjson.OPT_NON_STR_KEYS), tuple(changes), None
+    return (_json(tools) if changes else None), tuple(changes), None
+
+
+@functools.lru_cache(maxsize=256)
+def _response_schema(schema_json: bytes) -> Normalized:
+    where = "response_format.json_schema.schema"
+    schema, found = normalize_schema(orjson.loads(schema_json), where)
+    problem = schema_problem(schema)
+    if problem is not None:
+        return None, (), f"{where}: {problem}"
+    return (_json(schema) if found else None), tuple(found), None
+
+
+def _json(value: Any) -> bytes:
+    """JSON for a cache key or a normalized copy (non-string keys only where a log has them)."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
 
 
 def _short(text: str, limit: int = 160) -> str:
