@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from flywheel.config import WorkloadConfig
 from flywheel.schemas import (
     InvalidSchema,
     build_validator,
@@ -175,3 +176,21 @@ def test_nesting_too_deep_is_a_reason_not_a_crash() -> None:
     with pytest.raises(InvalidSchema) as caught:
         normalize_request_schemas({"response_format": {"json_schema": {"schema": schema}}})
     assert caught.value.reason == "unserializable"
+
+
+def test_answer_checks_normalize_and_never_raise_on_a_schema() -> None:
+    from flywheel.evaluate.answers import answer_from_label
+    from flywheel.quality.answers import parse_extraction, parse_tool_calls
+
+    bfcl = {"type": "dict", "properties": {"x": {"type": "float"}}, "required": ["x"]}
+    assert parse_extraction('{"x": 1.5}', bfcl).reason is None
+    assert parse_extraction('{"x": "a"}', bfcl).reason == "schema_violation"
+    unusable = parse_extraction('{"x": 1}', {"type": "widget"})
+    assert unusable.reason == "schema_violation" and unusable.detail.startswith("unusable schema: type:")
+    call = {"tool_calls": [{"function": {"name": "f", "arguments": '{"x": 2}'}}]}
+    assert parse_tool_calls(call, {"f": bfcl}).reason is None
+    failed = parse_tool_calls(call, {"f": {"properties": {"x": {"type": "gadget"}}}})
+    assert failed.reason == "invalid_arguments" and "f: unusable schema: properties.x.type" in failed.detail
+    workload = WorkloadConfig(id="x", task="extraction", json_schema={"type": "widget"})
+    assert not answer_from_label('{"x": 1}', workload).valid
+    assert answer_from_label('{"x": 1}', workload.model_copy(update={"json_schema": bfcl})).valid
