@@ -41,7 +41,7 @@ from connectors.base import (
     parse_json_line,
     raw_text,
 )
-from connectors.openai_format import normalize_completion, normalize_request
+from connectors.openai_format import normalize_completion, normalize_request, normalize_schemas
 from connectors.tabular import iter_parquet_rows, open_parquet
 from flywheel.records import Interaction, Rejected, to_timestamp
 
@@ -140,6 +140,7 @@ def _from_observation(doc: dict[str, Any], ref: str, ctx: ReadContext) -> Intera
     request = normalize_request(payload)
     given = doc.get("metadata")
     metadata = dict(given) if isinstance(given, dict) else {"langfuse": given} if given is not None else {}
+    request, metadata = normalize_schemas(request, metadata)
     completion = normalize_completion(_raw_response(doc, metadata))
     workload_id = metadata.get("workload_id") or ctx.workload_id
     if not workload_id or not isinstance(workload_id, str):

@@ -16,7 +16,7 @@ import orjson
 
 from connectors.base import ReadContext, RecordError
 from connectors.openai_format import REQUEST_PARAMS_DROPPED as _DROPPED
-from connectors.openai_format import normalize_tool_calls, token_count
+from connectors.openai_format import SCHEMA_PARAMS, normalize_schemas, normalize_tool_calls, token_count
 from flywheel.records import CANONICAL_JSON, MAX_EPOCH_SECONDS, Row, interaction_row, to_timestamp
 
 
@@ -60,6 +60,8 @@ def _row(
     metadata = doc.get("metadata")
     if metadata.__class__ is not dict:
         metadata = {}
+    if not SCHEMA_PARAMS.isdisjoint(request):  # only requests with schemas pay for their check
+        request, metadata = normalize_schemas(request, metadata)
     workload_id = doc.get("workload_id") or metadata.get("workload_id") or ctx.workload_id
     if completion is None or not workload_id or workload_id.__class__ is not str:
         return None

@@ -11,8 +11,10 @@ from typing import Any
 import orjson
 
 from connectors.base import RecordError
+from flywheel.schemas import MAX_CHANGES_KEPT, SCHEMA_CHANGES_KEY, InvalidSchema, normalize_request_schemas
 
 REQUEST_PARAMS_DROPPED = frozenset(("stream", "stream_options", "n", "user"))
+SCHEMA_PARAMS = frozenset(("tools", "functions", "response_format"))  # request keys carrying schemas
 TOKEN_LIMIT = 2**31  # token counts are stored as INTEGER
 
 
@@ -33,6 +35,23 @@ def normalize_request(payload: Any) -> dict[str, Any]:
     if "tools" in request and not isinstance(request["tools"], list):
         raise RecordError("bad_request", "request.tools must be a list")
     return request
+
+
+def normalize_schemas(
+    request: dict[str, Any], metadata: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(request, metadata) with the request's tool and response schemas in standard JSON Schema and
+    what changed noted in the metadata; both unchanged (the same objects) when nothing needed a change.
+    A schema that stays invalid is a bad record: invalid_tool_schema / invalid_response_schema."""
+    if SCHEMA_PARAMS.isdisjoint(request):
+        return request, metadata
+    try:
+        request, changes = normalize_request_schemas(request)
+    except InvalidSchema as exc:
+        raise RecordError(exc.reason, str(exc)) from None
+    if changes:
+        metadata = {**metadata, SCHEMA_CHANGES_KEY: changes[:MAX_CHANGES_KEPT]}
+    return request, metadata
 
 
 def normalize_tool_calls(calls: Any) -> list[dict[str, Any]]:

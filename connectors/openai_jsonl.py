@@ -23,7 +23,7 @@ from connectors.base import (
     rows_reader,
 )
 from connectors.openai_fast import fast_row
-from connectors.openai_format import model_name, normalize_completion, normalize_request
+from connectors.openai_format import model_name, normalize_completion, normalize_request, normalize_schemas
 from flywheel.records import Interaction, Rejected, Row, to_timestamp
 
 NAME = "openai"
@@ -80,6 +80,7 @@ def build_interaction(
     request = normalize_request(request_payload)
     completion = normalize_completion(raw_response)
     metadata = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
+    request, metadata = normalize_schemas(request, metadata)
     workload_id = doc.get("workload_id") or metadata.get("workload_id") or ctx.workload_id
     if not workload_id or not isinstance(workload_id, str):
         raise RecordError("missing_workload_id", "no workload_id in the record and none given")

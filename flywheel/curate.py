@@ -25,6 +25,7 @@ from typing import Any
 from flywheel.config import WorkloadConfig
 from flywheel.datasets.snapshots import SnapshotInfo, SnapshotRow, config_hash, content_hash
 from flywheel.datasets.splits import SplitItem, assign_train_val, stratified_pick
+from flywheel.quality.config import FeedbackConfig
 from flywheel.quality.debias import UNKNOWN
 from flywheel.quality.pii import build_patterns
 from flywheel.quality.pool import (
@@ -51,6 +52,8 @@ class CurationReport:
     workload_id: str
     n_in: int = 0
     rejected: dict[str, int] = field(default_factory=dict)
+    downweighted: dict[str, int] = field(default_factory=dict)  # kept at a weight below 1, by reason
+    feedback: dict[str, Any] = field(default_factory=dict)  # what `curation.feedback` found
     splits: dict[str, int] = field(default_factory=dict)
     snapshot_id: str | None = None
     content_hash: str | None = None
@@ -76,7 +79,8 @@ class CurationReport:
         return sum(self.splits.values())
 
     def funnel(self) -> dict[str, Any]:
-        return {"in": self.n_in, "rejected": self.rejected, "out": self.n_out, "splits": self.splits}
+        out = {"in": self.n_in, "rejected": self.rejected, "out": self.n_out, "splits": self.splits}
+        return out | {"downweighted": self.downweighted}
 
     def as_dict(self) -> dict[str, Any]:
         body = asdict(self)
@@ -139,6 +143,7 @@ def curate_workload(
     slice_stats = _split_pool([row for row in pool if row.kept], workload, report)
     snapshot_rows = eval_rows + [_snapshot_row(row, workload.id) for row in pool if row.kept]
     _summarize(report, rows, snapshot_rows, template, quality, state, topic_terms)
+    _summarize_feedback(report, rows, config.feedback)
     timer.lap("slices_caps_splits")
     info = _snapshot_info(report, workload, state, snapshot_rows, home, started)
     timer.lap("snapshot_export")
@@ -175,8 +180,10 @@ def _run_expectations(rows: list[CurationRow], workload: WorkloadConfig, validat
 def _eval_split(
     candidates: list[CurationRow], state: CurationState, workload: WorkloadConfig, report: CurationReport
 ) -> list[SnapshotRow]:
-    """Carry the previous eval split over (rows still eligible), or carve a new stratified one."""
+    """Carry the previous eval split over (rows still eligible), or carve a new stratified one.
+    Downweighted rows (negative feedback) are training data only: never a reference to score on."""
     config = workload.curation
+    candidates = [row for row in candidates if row.weight == 1.0]
     by_interaction = {row.interaction_id: row for row in candidates}
     carried = [r for r in state.eval_rows or [] if r.example.interaction_id in by_interaction]
     if carried:  # an empty eval (a first run that kept nothing) is not worth keeping fixed
@@ -236,6 +243,7 @@ def _snapshot_row(row: CurationRow, workload_id: str) -> SnapshotRow:
         tools=row.request.get("tools"),
         response_format=row.request.get("response_format"),
         interaction_id=row.interaction_id,
+        weight=row.weight,
     )
     return SnapshotRow(example, row.client_id, row.dup_group)
 
@@ -272,6 +280,16 @@ def _summarize(
         "failed": failed,
     }
     report.quarantined_at_ingest = state.quarantined
+
+
+def _summarize_feedback(report: CurationReport, rows: list[CurationRow], rule: FeedbackConfig | None) -> None:
+    """Rows kept at a lower weight, and what the configured feedback field held (a path that matches
+    no row shows as `with_value: 0`)."""
+    report.downweighted = dict(Counter("negative_feedback" for row in rows if row.kept and row.weight < 1))
+    if rule is not None:
+        found = [row.outcome for row in rows if row.outcome is not None]
+        report.feedback = {"field": rule.field, "action": rule.action, "with_value": len(found),
+                           "negative": sum(o.negative for o in found)}  # fmt: skip
 
 
 def _snapshot_info(

@@ -98,10 +98,12 @@ def schema_error(schema: dict[str, Any], value: Any) -> str | None:
     A schema the validator cannot use (unknown types and the like) is reported as such, never raised:
     one odd request schema must not stop a stage.
     """
+    validator = _validator(canonical_dumps(schema).decode())
+    if isinstance(validator, str):  # the schema itself is unusable even once normalized
+        return f"<schema>: {validator}"
     try:
-        validator = _validator(canonical_dumps(schema).decode())
         errors = sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
-    except Exception as exc:  # jsonschema raises several unrelated types for unusable schemas
+    except Exception as exc:  # jsonschema raises several unrelated types for schemas it cannot walk
         return f"<schema>: unusable schema ({type(exc).__name__}: {short(str(exc), 80)})"
     if not errors:
         return None
@@ -112,11 +114,10 @@ def schema_error(schema: dict[str, Any], value: Any) -> str | None:
 
 @functools.lru_cache(maxsize=256)
 def _validator(schema_json: str) -> Any:
-    import jsonschema
+    """A validator of the schema with non-standard types normalized (flywheel.schemas), or why not."""
+    from flywheel.schemas import build_validator
 
-    schema = json.loads(schema_json)
-    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
-    return cls(schema)
+    return build_validator(json.loads(schema_json))
 
 
 def short(text: str, limit: int = 60) -> str:

@@ -109,6 +109,7 @@ def _common(row: SnapshotRow) -> dict[str, Any]:
         "gold": example.gold,
         "slice": example.slice,
         "tools": values[11],
+        "weight": example.weight,  # below 1.0: curation kept it downweighted (negative feedback)
     }
 
 

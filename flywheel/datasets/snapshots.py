@@ -42,6 +42,7 @@ EXAMPLE_SCHEMA = pa.schema(
         ("tools", pa.string()),
         ("response_format", pa.string()),
         ("synthetic", pa.bool_()),
+        ("weight", pa.float64()),
     ]
 )
 CURATION_KEYS = ("task", "labels", "json_schema", "tools", "label_parser", "curation")
@@ -72,6 +73,7 @@ class SnapshotRow:
             _json(e.tools),
             _json(e.response_format),
             e.synthetic,
+            e.weight,
         )
 
 
@@ -92,7 +94,10 @@ class SnapshotInfo:
 def content_hash(rows: Iterable[SnapshotRow]) -> str:
     digest = hashlib.sha256()
     for row in sorted(rows, key=lambda r: (r.example.split or "", r.example.example_id)):
-        digest.update(canonical_dumps(list(row.values())))
+        values = list(row.values())
+        if values[-1] == 1.0:  # the usual weight is left out: hashes stay those of snapshots before it
+            values.pop()
+        digest.update(canonical_dumps(values))
         digest.update(b"\n")
     return digest.hexdigest()
 
@@ -155,7 +160,7 @@ def read_rows(
     wanted = list(splits)
     records = con.execute(
         "SELECT split, example_id, interaction_id, workload_id, messages, target, label, gold, slice, "
-        "client_id, dup_group, tools, response_format, synthetic FROM snapshot_examples "
+        "client_id, dup_group, tools, response_format, synthetic, weight FROM snapshot_examples "
         "WHERE snapshot_id = ? AND list_contains(?, split) ORDER BY split, example_id",
         [snapshot_id, wanted],
     ).fetchall()
@@ -167,7 +172,7 @@ def read_rows(
 
 def _row(record: tuple[Any, ...]) -> SnapshotRow:
     (split, example_id, interaction_id, workload_id, messages, target, label, gold, slice_name, client_id,
-     dup_group, tools, response_format, synthetic) = record  # fmt: skip
+     dup_group, tools, response_format, synthetic, weight) = record  # fmt: skip
     example = Example(
         example_id=example_id,
         workload_id=workload_id,
@@ -181,6 +186,7 @@ def _row(record: tuple[Any, ...]) -> SnapshotRow:
         response_format=orjson.loads(response_format) if response_format else None,
         interaction_id=interaction_id,
         synthetic=bool(synthetic),
+        weight=1.0 if weight is None else weight,
     )
     return SnapshotRow(example, client_id, dup_group)
 

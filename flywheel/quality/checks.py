@@ -12,11 +12,14 @@ import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flywheel.quality.answers import ParsedAnswer
 from flywheel.quality.config import CurationConfig
 from flywheel.records import message_text
+
+if TYPE_CHECKING:
+    from flywheel.quality.feedback import Outcome
 
 Verdict = tuple[str, str] | None
 NEGATIVE_WORDS = frozenset({"down", "thumbs_down", "thumbsdown", "negative", "bad", "dislike", "👎", "-1"})
@@ -32,6 +35,7 @@ class RowView:
     feedback: Any
     input_tokens: int
     parsed: ParsedAnswer | None
+    outcome: Outcome | None = None  # what `curation.feedback` read, when it is configured
 
     @property
     def message(self) -> dict[str, Any]:
@@ -84,6 +88,10 @@ def check_format(row: RowView, config: CurationConfig) -> Verdict:
 
 
 def check_feedback(row: RowView, config: CurationConfig) -> Verdict:
+    if config.feedback is not None:  # the configured field decides; "downweight" keeps the row
+        if row.outcome is not None and row.outcome.negative and config.feedback.action == "exclude":
+            return "negative_feedback", row.outcome.detail
+        return None
     if config.reject_negative_feedback and is_negative_feedback(row.feedback):
         return "negative_feedback", "the user rated this answer down"
     return None

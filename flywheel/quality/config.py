@@ -19,6 +19,39 @@ DEFAULT_REFUSAL_PATTERNS = (
     r"\bas an ai(?: language model)?\b",
 )
 PII_TYPES = ("email", "phone", "card", "iban", "national_id", "ip")
+FEEDBACK_ROOTS = ("feedback", "metadata", "request", "response")
+
+
+class FeedbackConfig(BaseModel):
+    """Where the logs keep an outcome signal, what counts as negative, and what curation does then.
+
+    `field` is a dotted path into the interaction: `feedback` (the logged feedback itself),
+    `feedback.score`, `metadata.reward`, `request.metadata.thumbs`... With neither `negative_below`
+    nor `negative_values`, the value is read like logged feedback (thumbs down, false, a negative
+    number, "bad"...). A row without the field has no feedback and is kept.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    field: str = Field(description="Dotted path of the signal, e.g. metadata.reward")
+    negative_below: float | None = Field(
+        None, description="A number (or numeric text) below this is negative"
+    )
+    negative_values: list[str | bool | int | float] = Field(
+        default_factory=list, description="Values that mean negative (text compared case-insensitively)"
+    )
+    action: Literal["exclude", "downweight"] = Field("exclude", description="What a negative outcome gets")
+    weight: float = Field(0.25, ge=0, lt=1, description="Training weight of a downweighted example")
+
+    @field_validator("field")
+    @classmethod
+    def _known_root(cls, value: str) -> str:
+        parts = value.split(".")
+        if parts[0] not in FEEDBACK_ROOTS or not all(parts):
+            raise ValueError(
+                f"{value!r} must be a dotted path starting with one of {', '.join(FEEDBACK_ROOTS)}"
+            )
+        return value
 
 
 class CurationConfig(BaseModel):
@@ -28,7 +61,8 @@ class CurationConfig(BaseModel):
 
     seed: int = Field(13, description="Seed for every sampled choice (splits, caps, clusters)")
     # Row checks
-    reject_negative_feedback: bool = True
+    reject_negative_feedback: bool = Field(True, description="Default rule on the logged feedback")
+    feedback: FeedbackConfig | None = Field(None, description="Read feedback from a log field instead")
     refusal_patterns: list[str] = Field(default_factory=lambda: list(DEFAULT_REFUSAL_PATTERNS))
     min_input_tokens: int = Field(1, ge=0, description="Estimated tokens of the variable input")
     max_input_tokens: int = Field(8192, ge=1)

@@ -21,6 +21,7 @@ import orjson
 from flywheel.config import WorkloadConfig
 from flywheel.quality.answers import ParsedAnswer, parse_answer
 from flywheel.quality.checks import RowView, first_failure
+from flywheel.quality.feedback import Outcome, read_outcome
 from flywheel.quality.pii import PiiPattern, Scrubber, scrub_message
 from flywheel.quality.pruning import PromptTemplate, apply_template, estimate_tokens, message_tokens
 from flywheel.records import canonical_dumps, message_text
@@ -60,6 +61,8 @@ class CurationRow:
     pii: Counter[str] = field(default_factory=Counter)
     reason: str | None = None
     detail: str = ""
+    outcome: Outcome | None = None  # the configured feedback field's value and reading
+    weight: float = 1.0  # below 1: kept, but downweighted (negative feedback)
     dup_group: str | None = None
     slice: str | None = None
     split: str | None = None
@@ -108,13 +111,17 @@ def prepare_rows(
     config = workload.curation
     for index, row in enumerate(rows):
         prepare_row(row, workload, template, patterns)
-        view = RowView(row.status, row.response, row.feedback, input_tokens(row), row.parsed)
+        if config.feedback is not None:
+            row.outcome = read_outcome(row_parts(row), config.feedback)
+        view = RowView(row.status, row.response, row.feedback, input_tokens(row), row.parsed, row.outcome)
         verdict = first_failure(view, config)
         if verdict is None and row.parsed is not None and row.label is None:
             verdict = ("pii_in_structure", "the answer is no longer valid once PII is scrubbed")
         if verdict is not None:
             reason, detail = verdict
             row.reject(reason, Scrubber(patterns)(detail))
+        elif config.feedback is not None and row.outcome is not None and row.outcome.negative:
+            row.weight = config.feedback.weight  # action "downweight": "exclude" rejected it above
         if progress and index % 500 == 499:
             progress(500)
     if progress and len(rows) % 500:
@@ -144,6 +151,16 @@ def prepare_row(
         row.gold = scrubber(gold if isinstance(gold, str) else canonical_dumps(gold).decode())
     row.input_text = conversation_text(row.messages)
     row.pii = scrubber.counts
+
+
+def row_parts(row: CurationRow) -> dict[str, Any]:
+    """The roots a `curation.feedback.field` path starts from."""
+    return {
+        "feedback": row.feedback,
+        "metadata": row.metadata,
+        "request": row.request,
+        "response": row.response,
+    }
 
 
 def conversation_text(messages: list[dict[str, Any]]) -> str:
