@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 
 import openai
 import pytest
@@ -327,3 +328,30 @@ def test_prompt_text_stays_out_of_the_log_unless_asked(make_harness, caplog, log
         asyncio.run(scenario())
     assert '"served_by":"student"' in caplog.text
     assert ("4321" in caplog.text) is log_prompts
+
+
+def test_health_is_ready_only_once_champions_load_and_calls_wait_for_the_load(make_harness) -> None:
+    harness = make_harness({"support": confident()})
+    gate = threading.Event()
+    watcher = harness.app.state.champions
+    inner = watcher._loader
+
+    def slow_loader(path):  # the first load takes until the test lets it finish
+        gate.wait(10)
+        return inner(path)
+
+    watcher._loader = slow_loader
+
+    async def scenario() -> tuple[int, int, int, str]:
+        async with harness.app.router.lifespan_context(harness.app), harness.http() as http:
+            loading = (await http.get("/health")).status_code
+            call = asyncio.create_task(
+                http.post("/v1/chat/completions", json={"model": "support", "messages": ticket()})
+            )
+            await asyncio.sleep(0.2)
+            gate.set()
+            answered = await call
+            ready = (await http.get("/health")).status_code
+            return loading, answered.status_code, ready, answered.headers["x-flywheel-route"]
+
+    assert asyncio.run(scenario()) == (503, 200, 200, "student")
