@@ -1,9 +1,10 @@
 """Read the task-level answer out of an assistant message, or a stored label, or say why not.
 
 The one reading every stage shares (curation, teacher labelling, evaluation, serving):
-  classification -> the label: code fences stripped, a dotted JSON path, then the parser's regex
-                    group, then lowercase; matched to the label set exactly, else case-insensitively
-                    (the set's own spelling is the value); reasons unparseable_label, label_not_in_set;
+  classification -> the label: code fences stripped, a dotted JSON path (else a JSON answer's
+                    "label"), then the parser's regex group, then lowercase; matched to the label set
+                    exactly, else case-insensitively (the set's own spelling is the value);
+                    reasons unparseable_label, label_not_in_set;
   extraction     -> canonical JSON (sorted keys, compact) of the answer object, fences stripped;
                     reasons invalid_json, not_an_object, schema_violation;
   tool_call      -> canonical JSON of the calls [{"arguments", "name"}] sorted, "[]" for a text reply;
@@ -99,6 +100,8 @@ def parse_label(text: str, parser: ParserSpec | Any | None) -> str | None:
     value: str | None = text.strip()
     if parser is not None and parser.json_path:
         value = _json_path_value(strip_fences(text), parser.json_path)
+    elif value and value[0] in "{`":  # a JSON-mode answer {"label": ...} (the relabel request asks for it)
+        value = _json_path_value(strip_fences(text), "label") or value
     if value is not None and parser is not None and parser.regex:
         match = _regex(parser.regex).search(value)
         value = None if match is None else (match.group(1) if match.re.groups else match.group(0))

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
 
+from flywheel.answers import AnswerSpec, read_message
 from flywheel.config import TeacherConfig, WorkloadConfig
 from flywheel.records import Example, canonical_dumps, message_text
-
-FENCE_RE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
 
 
 class InvalidAnswer(ValueError):
@@ -124,105 +122,50 @@ def parse_answer(
     example: Example | None = None,
     finish_reason: str | None = None,
 ) -> ParsedAnswer:
-    """Check an assistant message against the workload's contract; raises InvalidAnswer."""
+    """Check an assistant message against the workload's answer contract (flywheel.answers), the
+    same reading curation, evaluation and serving use; raises InvalidAnswer."""
     if finish_reason == "length":
         raise InvalidAnswer("truncated", "the answer hit max_tokens")
     if message.get("refusal"):
         raise InvalidAnswer("refusal", str(message["refusal"])[:200])
-    if workload.task == "classification":
-        return _parse_label(message_text(message), workload)
-    if workload.task == "extraction":
-        schema = extraction_schema(example, workload) if example else workload.json_schema
-        return _parse_json(message_text(message), schema)
-    if workload.task == "tool_call":
-        tools = (example.tools if example else None) or workload.tools or []
-        return _parse_tool_calls(message, tools)
-    text = message_text(message).strip()
-    if not text:
-        raise InvalidAnswer("empty_answer", "the answer has no text")
+    request = {"tools": example.tools, "response_format": example.response_format} if example else {}
+    answer = read_message(AnswerSpec.of(workload), message, request)
+    if not answer.valid or answer.value is None:
+        raise InvalidAnswer(answer.reason or "unreadable", answer.detail or "no answer could be read")
+    return _label_and_target(workload.task, message, answer.value, answer.answer_json)
+
+
+def _label_and_target(
+    task: str, message: dict[str, Any], value: str, answer_json: str | None
+) -> ParsedAnswer:
+    """The label to store and the assistant message a student learns, in the production format."""
+    if task == "extraction":
+        content = json.dumps(json.loads(answer_json or value), ensure_ascii=False)
+        return ParsedAnswer(value, {"role": "assistant", "content": content})
+    if task == "tool_call" and message.get("tool_calls"):
+        return _tool_call_target(message["tool_calls"])
+    text = value if task == "classification" else message_text(message).strip()
     return ParsedAnswer(text, {"role": "assistant", "content": text})
 
 
-def _parse_label(text: str, workload: WorkloadConfig) -> ParsedAnswer:
-    labels = workload.labels or []
-    candidates = [text]
-    try:
-        loaded = json.loads(_unfence(text))
-        if isinstance(loaded, dict) and isinstance(loaded.get("label"), str):
-            candidates.insert(0, loaded["label"])
-    except ValueError:
-        pass
-    parser = workload.label_parser
-    if parser and parser.regex:
-        match = re.search(parser.regex, text)
-        if match:
-            candidates.append(match.group(1) if match.groups() else match.group(0))
-    by_folded = {label.lower(): label for label in labels}
-    for candidate in candidates:
-        folded = candidate.strip().strip("\"'`.!").strip().lower()
-        if folded in by_folded:
-            label = by_folded[folded]
-            return ParsedAnswer(label, {"role": "assistant", "content": label})
-    shown = text.strip()[:80]
-    raise InvalidAnswer("label_not_in_set", f"{shown!r} is not one of: {', '.join(labels)}")
-
-
-def _parse_json(text: str, schema: dict[str, Any] | None) -> ParsedAnswer:
-    try:
-        value = json.loads(_unfence(text))
-    except ValueError as exc:
-        raise InvalidAnswer("invalid_json", f"the answer is not JSON ({exc})") from None
-    if schema is not None:
-        _validate(value, schema, "schema_violation")
-    content = json.dumps(value, ensure_ascii=False)
-    return ParsedAnswer(canonical_dumps(value).decode(), {"role": "assistant", "content": content})
-
-
-def _parse_tool_calls(message: dict[str, Any], tools: list[dict[str, Any]]) -> ParsedAnswer:
-    calls = message.get("tool_calls") or []
-    if not calls:
-        text = message_text(message).strip()
-        if not text:
-            raise InvalidAnswer("empty_answer", "neither a tool call nor text")
-        return ParsedAnswer(text, {"role": "assistant", "content": text})
-    by_name = {t.get("function", {}).get("name"): t.get("function", {}) for t in tools}
+def _tool_call_target(calls: list[dict[str, Any]]) -> ParsedAnswer:
     parsed, target_calls = [], []
     for i, call in enumerate(calls):
         function = call.get("function") or {}
-        name = function.get("name")
-        if name not in by_name:
-            raise InvalidAnswer("unknown_tool", f"{name!r} is not one of: {', '.join(map(str, by_name))}")
         arguments = function.get("arguments")
-        try:
-            arguments = json.loads(arguments) if isinstance(arguments, str) else arguments
-        except ValueError as exc:
-            raise InvalidAnswer(
-                "unparseable_arguments", f"arguments of {name} are not JSON ({exc})"
-            ) from None
-        if by_name[name].get("parameters"):
-            _validate(arguments, by_name[name]["parameters"], "invalid_arguments")
-        parsed.append({"name": name, "arguments": arguments})
+        arguments = json.loads(arguments) if isinstance(arguments, str) and arguments.strip() else arguments
+        arguments = arguments if isinstance(arguments, dict) else {}
+        parsed.append({"name": function.get("name"), "arguments": arguments})
         encoded = json.dumps(arguments, ensure_ascii=False)
         target_calls.append(
-            {"id": f"call_{i}", "type": "function", "function": {"name": name, "arguments": encoded}}
+            {
+                "id": f"call_{i}",
+                "type": "function",
+                "function": {"name": function.get("name"), "arguments": encoded},
+            }
         )
     label = canonical_dumps(parsed[0] if len(parsed) == 1 else parsed).decode()
     return ParsedAnswer(label, {"role": "assistant", "content": None, "tool_calls": target_calls})
-
-
-def _validate(value: Any, schema: dict[str, Any], reason: str) -> None:
-    import jsonschema
-
-    try:
-        jsonschema.validate(value, schema)
-    except jsonschema.ValidationError as exc:
-        where = "/".join(str(p) for p in exc.absolute_path) or "<root>"
-        raise InvalidAnswer(reason, f"at {where}: {exc.message}") from None
-
-
-def _unfence(text: str) -> str:
-    match = FENCE_RE.match(text)
-    return match.group(1) if match else text.strip()
 
 
 def retry_request(request: dict[str, Any], message: dict[str, Any], error: InvalidAnswer) -> dict[str, Any]:

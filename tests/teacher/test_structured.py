@@ -79,6 +79,9 @@ def test_label_parser_regex_and_bad_labels() -> None:
     assert parse_answer(assistant("Routing it. queue: refund"), workload).label == "refund"
     with pytest.raises(InvalidAnswer) as caught:
         parse_answer(assistant("the moon"), workload)
+    assert caught.value.reason == "unparseable_label"  # the regex finds no label at all
+    with pytest.raises(InvalidAnswer) as caught:
+        parse_answer(assistant("queue: moon"), workload)
     assert caught.value.reason == "label_not_in_set"
     with pytest.raises(InvalidAnswer, match="truncated"):
         parse_answer(assistant("bil"), workload, finish_reason="length")
