@@ -48,6 +48,9 @@ def run_payload(result: EvaluationResult, decision: GateDecision) -> dict[str, A
         "seed": result.seed,
         "models": [m.summary() for m in result.models.values()],
         "checks": decision.as_dict()["checks"],
+        "target": decision.target.as_dict() if decision.target else None,
+        "summary": decision.summary,
+        "eval_rows_needed": decision.eval_rows_needed,
         "results": result.rows(),
     }
 
