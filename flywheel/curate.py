@@ -84,6 +84,22 @@ class CurationReport:
         return {"snapshot_id": self.snapshot_id, **self.funnel(), **body}
 
 
+class NothingKept(RuntimeError):
+    """Curation rejected every row: no snapshot is written (the previous one stays current).
+
+    The run and its verdicts are stored, so `flywheel quality --rejected REASON` lists the rows.
+    """
+
+    def __init__(self, report: CurationReport) -> None:
+        self.report = report
+        reason, count = next(iter(report.rejected.items()), ("none", 0))
+        super().__init__(
+            f"curation of {report.workload_id!r} kept 0 of {report.n_in} rows; top rejection reason: "
+            f"{reason} ({count} rows); see `flywheel quality -w {report.workload_id} --rejected {reason}`"
+        )
+        self.top_reason = reason
+
+
 class _Timer:
     """Seconds per stage, for the report (where a slow run spends its time)."""
 
@@ -140,6 +156,12 @@ def curate_workload(
     snapshot_rows = eval_rows + [_snapshot_row(row, workload.id) for row in pool if row.kept]
     _summarize(report, rows, snapshot_rows, template, quality, state, topic_terms)
     timer.lap("slices_caps_splits")
+    if not snapshot_rows:  # store the run and every verdict (so `flywheel quality` explains it), no snapshot
+        report.timings, report.seconds = timer.laps, timer.total
+        warehouse.write(
+            lambda con: write_results(con, report, None, [], rows, template, quality, slice_stats, started)
+        )
+        raise NothingKept(report)
     info = _snapshot_info(report, workload, state, snapshot_rows, home, started)
     timer.lap("snapshot_export")
     report.timings, report.seconds = timer.laps, timer.total
@@ -316,4 +338,4 @@ def _snapshot_info(
     )
 
 
-__all__ = ["CurationReport", "curate_workload"]
+__all__ = ["CurationReport", "NothingKept", "curate_workload"]

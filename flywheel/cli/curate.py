@@ -19,7 +19,7 @@ def curate(
     as_json: bool = JsonOpt,
 ) -> None:
     """Check, scrub, de-duplicate and de-bias a workload's traffic into a versioned dataset snapshot."""
-    from flywheel.curate import curate_workload
+    from flywheel.curate import NothingKept, curate_workload
 
     cli = state(ctx)
     with guarded(as_json):
@@ -35,6 +35,8 @@ def curate(
                 )
         except LookupError as exc:
             fail(as_json, str(exc))
+        except NothingKept as exc:
+            fail(as_json, str(exc), top_reason=exc.top_reason, curation=exc.report.as_dict())
     emit(as_json, report.as_dict(), lambda: _render_curation(report.as_dict()))
 
 
