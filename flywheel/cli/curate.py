@@ -51,8 +51,10 @@ def _render_curation(result: dict[str, Any]) -> None:
     out.print(table)
     splits = ", ".join(f"{k}={v:,}" for k, v in result["splits"].items())
     reused = " (identical to an existing snapshot)" if result["reused_snapshot"] else ""
+    growth = ", ".join(f"{k} {result[f'eval_{k}']:,}" for k in ("carried", "added", "dropped"))
     out.print(
-        f"snapshot [bold]{result['snapshot_id']}[/]{reused}: {splits}; eval from {result['eval_snapshot_id']}"
+        f"snapshot [bold]{result['snapshot_id']}[/]{reused}: {splits}; "
+        f"eval from {result['eval_snapshot_id']} ({growth})"
     )
     if result["pii"]:
         out.print("PII scrubbed: " + ", ".join(f"{k}={v}" for k, v in sorted(result["pii"].items())))

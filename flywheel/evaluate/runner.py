@@ -1,4 +1,4 @@
-"""Score predictors (candidates, the champion, the teacher) on one frozen eval split.
+"""Score predictors (candidates, the champion, the teacher) on one eval split.
 
 Every predictor answers the same examples; answers are scored against the same references (gold labels
 when every example has one, else the teacher's targets) by the project's local `evaluate` metric
