@@ -17,11 +17,15 @@ from flywheel.cli import app
 from flywheel.config import WorkloadConfig
 from flywheel.curate import curate_workload
 from flywheel.datasets import load_examples
-from flywheel.evaluate.runner import resolve_reference
+from flywheel.evaluate.runner import ReplayPredictor, resolve_reference
+from flywheel.evaluate.workflow import evaluate_workload
 from flywheel.gold import GoldFileError, import_gold_labels
 from flywheel.ingest import ingest_paths
+from flywheel.pricing import PriceCatalog
+from flywheel.registry import Registry
 from flywheel.store.db import Warehouse
 from tests.conftest import chat_record, write_jsonl
+from tests.evaluate.helpers import FnPredictor, insert_model
 
 LABELS = ["business", "sports", "science"]
 WORDS = [
@@ -85,6 +89,20 @@ def test_csv_on_prompt_text_then_curate_uses_the_gold(warehouse: Warehouse, tmp_
     assert {e.gold for e in examples} == set(LABELS) and {e.label for e in examples} == {"business"}
     eval_split = [e for e in examples if e.split == "eval"]
     assert eval_split and resolve_reference(eval_split, "auto") == "gold"
+    # The gate judges against gold now: the replayed teacher (always "business") is the weak one.
+    registry = Registry(warehouse, tmp_path)
+    insert_model(warehouse, tmp_path, "news/good/1", workload_id="news")
+    report = evaluate_workload(
+        registry,
+        WORKLOAD,
+        eval_split,
+        candidates={"news/good/1": FnPredictor("good", lambda e: e.gold)},
+        teacher=ReplayPredictor(model="gpt-4o-mini"),
+        prices=PriceCatalog.load(),
+        n_resamples=200,
+    )
+    assert report.result.reference == "gold" and report.decision.target.criterion == "non_inferior_to_teacher"
+    assert report.result.models["teacher"].primary.value < 0.6 and report.decision.decision == "promote"
 
 
 def test_partial_gold_keeps_the_teacher_reference_and_says_how_much(
