@@ -119,3 +119,14 @@ def test_curate_that_keeps_nothing_exits_1_with_the_top_reason(tmp_path: Path) -
     assert "error_response" in shown.output
     code, listed = _json([*base, "quality", "-w", "a", "--rejected", "error_response"])
     assert code == 0 and listed["count"] == 3
+
+
+def test_run_table_shows_the_gate_target_and_rows_needed(capsys) -> None:
+    from flywheel.cli.run import _render, _short
+
+    target = "agreement with the teacher (accuracy) CI low >= 0.900 (reference: teacher)"
+    turn = {"decision": "insufficient_eval", "metric": "accuracy", "eval_rows_needed": 240, "target": target}
+    _render({"seconds": 1.0, "workloads": {"support": _short(turn)}})
+    text = " ".join(capsys.readouterr().out.split())
+    assert "support: gate target agreement with the teacher (accuracy) CI low >= 0.900" in text
+    assert "about 240 eval rows would resolve it" in text
