@@ -117,7 +117,15 @@ class StudentConfig(Strict):
 class GateConfig(Strict):
     primary_metric: str | None = Field(None, description="Default per task type")
     min_score: float | None = Field(None, description="Absolute floor on the CI lower bound")
-    max_drop_vs_teacher: float | None = Field(0.05, description="Allowed lower-bound gap to teacher")
+    max_drop_vs_teacher: float | None = Field(
+        0.05, description="Reference gold: allowed lower-bound gap to the teacher's score"
+    )
+    min_agreement: float = Field(
+        0.90,
+        ge=0,
+        le=1,
+        description="Reference teacher (replay/relabel): floor on the CI lower bound of agreement",
+    )
     slice_min_examples: int = Field(20, ge=1)
     slice_floor: float | None = Field(None, description="Min score for any large-enough slice")
     slice_floors: dict[str, float] = Field(default_factory=dict, description="Per-slice floors (override)")

@@ -4,8 +4,8 @@
     -> prompt template found, requests pruned to their variable part, PII scrubbed
     -> row checks (first failing reason), the GE suite on batches not validated before
     -> exact and near-duplicate groups (one representative kept per group and answer)
-    -> slices; eval carved first (or carried over from the previous snapshot), then caps on the
-       training pool, then train/val
+    -> slices; eval first (the previous eval rows carried over, topped up with the eval share of rows
+       never judged before), then caps on the training pool, then train/val
     -> snapshot (reused when identical), exports, and every verdict, result and count stored
 
 Everything is computed from one read of the warehouse and written in one short transaction, so a
@@ -18,13 +18,13 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from flywheel.config import WorkloadConfig
 from flywheel.datasets.snapshots import SnapshotInfo, SnapshotRow, config_hash, content_hash
-from flywheel.datasets.splits import SplitItem, assign_train_val, stratified_pick
+from flywheel.datasets.splits import SplitItem, assign_train_val, top_up_pick
 from flywheel.quality.config import FeedbackConfig
 from flywheel.quality.debias import UNKNOWN
 from flywheel.quality.pii import build_patterns
@@ -61,6 +61,8 @@ class CurationReport:
     eval_snapshot_id: str | None = None
     reused_snapshot: bool = False
     eval_dropped: int = 0
+    eval_carried: int = 0
+    eval_added: int = 0
     pii: dict[str, int] = field(default_factory=dict)
     pii_out: dict[str, int] = field(default_factory=dict)
     dedup: dict[str, int] = field(default_factory=dict)
@@ -86,6 +88,22 @@ class CurationReport:
         body = asdict(self)
         body.pop("n_in")
         return {"snapshot_id": self.snapshot_id, **self.funnel(), **body}
+
+
+class NothingKept(RuntimeError):
+    """Curation rejected every row: no snapshot is written (the previous one stays current).
+
+    The run and its verdicts are stored, so `flywheel quality --rejected REASON` lists the rows.
+    """
+
+    def __init__(self, report: CurationReport) -> None:
+        self.report = report
+        reason, count = next(iter(report.rejected.items()), ("none", 0))
+        super().__init__(
+            f"curation of {report.workload_id!r} kept 0 of {report.n_in} rows; top rejection reason: "
+            f"{reason} ({count} rows); see `flywheel quality -w {report.workload_id} --rejected {reason}`"
+        )
+        self.top_reason = reason
 
 
 class _Timer:
@@ -136,7 +154,7 @@ def curate_workload(
     timer.lap("dedup")
     candidates = [row for row in rows if row.kept]
     topic_terms = assign_slices(candidates, workload)
-    eval_rows = _eval_split(candidates, state, workload, report)
+    eval_rows = _eval_split(candidates, rows, state, workload, report)
     eval_groups = {row.dup_group for row in candidates if row.split == "eval" and row.dup_group}
     pool = [row for row in candidates if row.split != "eval"]
     report.dedup["near_duplicate_of_eval"] = reject_eval_neighbours(pool, eval_groups)
@@ -145,6 +163,12 @@ def curate_workload(
     _summarize(report, rows, snapshot_rows, template, quality, state, topic_terms)
     _summarize_feedback(report, rows, config.feedback)
     timer.lap("slices_caps_splits")
+    if not snapshot_rows:  # store the run and every verdict (so `flywheel quality` explains it), no snapshot
+        report.timings, report.seconds = timer.laps, timer.total
+        warehouse.write(
+            lambda con: write_results(con, report, None, [], rows, template, quality, slice_stats, started)
+        )
+        raise NothingKept(report)
     info = _snapshot_info(report, workload, state, snapshot_rows, home, started)
     timer.lap("snapshot_export")
     report.timings, report.seconds = timer.laps, timer.total
@@ -178,33 +202,75 @@ def _run_expectations(rows: list[CurationRow], workload: WorkloadConfig, validat
 
 
 def _eval_split(
-    candidates: list[CurationRow], state: CurationState, workload: WorkloadConfig, report: CurationReport
+    candidates: list[CurationRow],
+    rows: list[CurationRow],
+    state: CurationState,
+    workload: WorkloadConfig,
+    report: CurationReport,
 ) -> list[SnapshotRow]:
-    """Carry the previous eval split over (rows still eligible), or carve a new stratified one.
-    Downweighted rows (negative feedback) are training data only: never a reference to score on."""
+    """The eval split: every carried row still eligible, topped up with its share of new rows.
+
+    Carried rows (the previous eval split) stay as stored, with today's gold label. New rows are the
+    ones no earlier snapshot's run judged, in near-duplicate families with no judged member (a model
+    trained on an earlier snapshot may have trained on a judged row or its twin). Each slice is topped
+    up to `eval_fraction` of its rows (stratified, whole families), and the split is bounded by
+    `max_eval_examples` (carried rows are never dropped for it: lowering the bound takes
+    --refresh-eval). Without a previous split (first run, --refresh-eval) every row is new, which gives
+    the plain stratified carve. Champion and candidates are then scored on this one latest split.
+    Downweighted rows (negative feedback) are training data only: never a reference to score on.
+    """
     config = workload.curation
     candidates = [row for row in candidates if row.weight == 1.0]
     by_interaction = {row.interaction_id: row for row in candidates}
-    carried = [r for r in state.eval_rows or [] if r.example.interaction_id in by_interaction]
-    if carried:  # an empty eval (a first run that kept nothing) is not worth keeping fixed
-        for stored in carried:
-            by_interaction[stored.example.interaction_id].split = "eval"
-        report.eval_dropped = len(state.eval_rows or []) - len(carried)
-        report.eval_snapshot_id = state.eval_snapshot_id
-        return carried
+    carried, regolded = _carried_eval(state, by_interaction)
+    report.eval_dropped = len(state.eval_rows or []) - len(carried)
+    held = Counter(by_interaction[r.example.interaction_id].slice or UNKNOWN for r in carried)
+    sizes = Counter(row.slice or UNKNOWN for row in candidates)
     items = [
-        SplitItem(row.interaction_id, row.slice or UNKNOWN, row.dup_group or row.interaction_id)
-        for row in candidates
+        SplitItem(row.interaction_id, row.slice or UNKNOWN, _family(row))
+        for row in _fresh_rows(candidates, rows, state.seen_ids)
     ]
-    picked = stratified_pick(
-        items, config.eval_fraction, seed=config.seed, max_items=config.max_eval_examples
+    picked = top_up_pick(
+        items, sizes, held, config.eval_fraction, seed=config.seed, max_items=config.max_eval_examples
     )
-    chosen = []
+    added = []
     for row in candidates:
         if row.interaction_id in picked:
             row.split = "eval"
-            chosen.append(_snapshot_row(row, workload.id))
-    return chosen
+            added.append(_snapshot_row(row, workload.id))
+    report.eval_carried, report.eval_added = len(carried), len(added)
+    if carried and not (added or regolded or report.eval_dropped):
+        report.eval_snapshot_id = state.eval_snapshot_id  # the eval split is unchanged
+    return carried + added
+
+
+def _carried_eval(
+    state: CurationState, by_interaction: dict[str, CurationRow]
+) -> tuple[list[SnapshotRow], int]:
+    """The previous eval rows still eligible (marked eval), and how many got a new gold label."""
+    carried, regolded = [], 0
+    for stored in state.eval_rows or []:
+        row = by_interaction.get(stored.example.interaction_id or "")
+        if row is None:
+            continue
+        row.split = "eval"
+        if stored.example.gold != row.gold:
+            stored = SnapshotRow(replace(stored.example, gold=row.gold), stored.client_id, stored.dup_group)
+            regolded += 1
+        carried.append(stored)
+    return carried, regolded
+
+
+def _fresh_rows(candidates: list[CurationRow], rows: list[CurationRow], seen: set[str]) -> list[CurationRow]:
+    """Candidates no earlier run judged, in families none of whose members it judged."""
+    if not seen:
+        return list(candidates)
+    judged = {_family(row) for row in rows if row.interaction_id in seen}
+    return [row for row in candidates if row.interaction_id not in seen and _family(row) not in judged]
+
+
+def _family(row: CurationRow) -> str:
+    return row.dup_group or row.interaction_id
 
 
 def _split_pool(
@@ -334,4 +400,4 @@ def _snapshot_info(
     )
 
 
-__all__ = ["CurationReport", "curate_workload"]
+__all__ = ["CurationReport", "NothingKept", "curate_workload"]

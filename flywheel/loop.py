@@ -201,7 +201,7 @@ def evaluate_stage(
     progress: Progress = None,
     skip_when_empty: bool = True,
 ) -> Any:
-    """Score candidates, the champion and the teacher on the frozen eval split, then gate.
+    """Score candidates, the champion and the teacher on the latest snapshot's eval split, then gate.
 
     Returns the EvaluationReport, or None when there is no candidate to judge and `skip_when_empty`
     (nothing new was trained since the last decision), which keeps a re-run with no new data cheap;

@@ -21,6 +21,8 @@ def summarize_turn(workload_id: str, stages: dict[str, Any]) -> dict[str, Any]:
         "snapshot_id": curate.get("snapshot_id"),
         "decision": evaluation.get("decision", "skipped"),
         "reasons": evaluation.get("reasons", ["no new candidate"]),
+        "target": (evaluation.get("target") or {}).get("text"),
+        "eval_rows_needed": evaluation.get("eval_rows_needed"),
         "champion": champion,
         "metric": evaluation.get("primary_metric"),
         "student_score": student.get("value"),
@@ -50,6 +52,14 @@ def markdown_report(workload_id: str, stages: dict[str, Any], seconds: dict[str,
         "",
     ]
     lines += [f"- {reason}" for reason in summary["reasons"]] + [""]
+    if summary["target"]:
+        lines += [f"Target: {summary['target']}", ""]
+    if summary["eval_rows_needed"]:
+        lines += [
+            f"The eval split is too small to tell: about {summary['eval_rows_needed']} eval rows would "
+            "resolve the margin (curate more traffic, then run again).",
+            "",
+        ]
     lines += _costs(summary)
     lines += ["## Wall time per stage", "", "| stage | seconds |", "| --- | ---: |"]
     lines += [f"| {stage} | {value:.1f} |" for stage, value in seconds.items()]

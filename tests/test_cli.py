@@ -101,3 +101,32 @@ def test_the_ingest_progress_bar_runs_no_thread_so_workers_can_fork(monkeypatch)
         assert threading.active_count() == before
     with cli_app.progress_bar("labeling") as advance:  # the others keep rich's refresh thread
         assert threading.active_count() == before + 1
+
+
+def test_curate_that_keeps_nothing_exits_1_with_the_top_reason(tmp_path: Path) -> None:
+    error = {"error": {"message": "rate limited", "code": 429}}
+    path = write_jsonl(tmp_path / "a.jsonl", [chat_record(i, response=error) for i in range(3)])
+    config = tmp_path / "flywheel.yaml"
+    config.write_text("workloads: [{id: a, task: chat, curation: {expectations: false, export: []}}]\n")
+    base = ["--config", str(config), "--home", str(tmp_path / "h")]
+    assert runner.invoke(app, [*base, "ingest", str(path), "-w", "a"]).exit_code == 0
+    code, payload = _json([*base, "curate", "-w", "a"])
+    assert code == 1 and payload["top_reason"] == "error_response"
+    assert "kept 0 of 3 rows; top rejection reason: error_response (3 rows)" in payload["error"]
+    assert payload["curation"]["snapshot_id"] is None and payload["curation"]["out"] == 0
+    shown = runner.invoke(app, [*base, "curate", "-w", "a"])
+    assert shown.exit_code == 1 and "Traceback" not in shown.output
+    assert "error_response" in shown.output
+    code, listed = _json([*base, "quality", "-w", "a", "--rejected", "error_response"])
+    assert code == 0 and listed["count"] == 3
+
+
+def test_run_table_shows_the_gate_target_and_rows_needed(capsys) -> None:
+    from flywheel.cli.run import _render, _short
+
+    target = "agreement with the teacher (accuracy) CI low >= 0.900 (reference: teacher)"
+    turn = {"decision": "insufficient_eval", "metric": "accuracy", "eval_rows_needed": 240, "target": target}
+    _render({"seconds": 1.0, "workloads": {"support": _short(turn)}})
+    text = " ".join(capsys.readouterr().out.split())
+    assert "support: gate target agreement with the teacher (accuracy) CI low >= 0.900" in text
+    assert "about 240 eval rows would resolve it" in text

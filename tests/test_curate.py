@@ -250,7 +250,7 @@ def test_same_inputs_same_hash_and_an_identical_rerun_reuses_the_snapshot(demo: 
     assert fresh.content_hash == first.content_hash and fresh.snapshot_id == "tool-assistant.v1"
 
 
-def test_new_data_changes_train_but_not_eval(tmp_path: Path) -> None:
+def test_new_data_feeds_train_and_grows_eval_without_leaks(tmp_path: Path) -> None:
     config = load_config(demo_config_path())
     settings = workload(config, "support-routing", expectations=False)
     first_batch = generate_demo_traffic(tmp_path / "a", seed=1, size=250).workloads["support-routing"].path
@@ -264,10 +264,16 @@ def test_new_data_changes_train_but_not_eval(tmp_path: Path) -> None:
     eval_1, eval_2 = (
         load_examples(warehouse, "support-routing", s, ("eval",)) for s in (v1.snapshot_id, v2.snapshot_id)
     )
-    assert eval_1 == eval_2 and v2.eval_snapshot_id == v1.snapshot_id and v2.eval_dropped == 0
-    train_1, train_2 = ({e.example_id for e in load_examples(warehouse, "support-routing", s, ("train",))}
-                        for s in (v1.snapshot_id, v2.snapshot_id))  # fmt: skip
+    carried = [e for e in eval_2 if e.example_id in {x.example_id for x in eval_1}]
+    assert carried == eval_1 and v2.eval_dropped == 0, "every eval row is carried over unchanged"
+    added = {e.example_id for e in eval_2} - {e.example_id for e in eval_1}
+    assert added and v2.eval_added == len(added) and v2.eval_snapshot_id == v2.snapshot_id
+    train_1, train_2 = (
+        {e.example_id for e in load_examples(warehouse, "support-routing", s, ("train", "val"))}
+        for s in (v1.snapshot_id, v2.snapshot_id)
+    )
     assert train_2 - train_1, "the new batch feeds train"
+    assert not added & train_1, "no row a v1 model trained on joins eval"
     v3 = curate_workload(warehouse, settings, home=tmp_path, refresh_eval=True)
     assert v3.eval_snapshot_id == v3.snapshot_id == "support-routing.v3"
     eval_3 = {e.example_id for e in load_examples(warehouse, "support-routing", v3.snapshot_id, ("eval",))}

@@ -5,6 +5,9 @@ output to the answer the teacher would have given:
 - `template`: the static prompt prefix curation found and pruned from training inputs (removed from
   a raw request the same way before the student reads it);
 - `input`: the truncation side and maximum length the student was trained with;
+- `pii`: the PII types and patterns curation scrubbed from its training inputs: a served request is
+  scrubbed the same way before the student reads it, and the placeholders in its answer are put
+  back to the request's own values (a student trained on `<EMAIL_1>` copies `<EMAIL_1>`);
 - `answer`: the answer contract (task, labels, label parser, JSON schema, tools) a served answer is
   validated against;
 - `format`: how the teacher wrote its answers (a label's wrapping and spelling, JSON fences and
@@ -39,6 +42,7 @@ class Bundle:
     template: dict[str, Any] | None = None  # {"template_id", "messages", "text_prefix"}
     request_models: tuple[str, ...] = ()
     input: dict[str, Any] = field(default_factory=dict)  # {"truncation_side", "max_length"}
+    pii: dict[str, Any] | None = None  # {"types": [...], "patterns": {type: regex}}
 
     @property
     def task(self) -> str:
@@ -53,6 +57,7 @@ class Bundle:
             "template": self.template,
             "request_models": list(self.request_models),
             "input": self.input,
+            "pii": self.pii,
         }
 
     @classmethod
@@ -67,6 +72,7 @@ class Bundle:
             template=data.get("template"),
             request_models=tuple(data.get("request_models") or ()),
             input=dict(data.get("input") or {}),
+            pii=data.get("pii"),
         )
 
     def student_input(self, example: Example) -> Example:
@@ -111,6 +117,7 @@ def build_bundle(
     """The bundle of a student trained on `train` for `workload` (a WorkloadConfig)."""
     spec = AnswerSpec.of(workload)
     answers = [(message_text(e.target), e.label) for e in train if e.target and not e.synthetic]
+    curation = workload.curation
     return Bundle(
         workload_id=workload.id,
         answer=spec,
@@ -118,6 +125,7 @@ def build_bundle(
         template=template,
         request_models=tuple(sorted(set(request_models))),
         input=dict(input_settings or {}),
+        pii={"types": list(curation.pii_types), "patterns": dict(curation.pii_patterns)},
     )
 
 

@@ -34,6 +34,9 @@ app = typer.Typer(
 err = Console(stderr=True)
 out = Console()
 JsonOpt = typer.Option(False, "--json", help="Print exactly one JSON object on stdout.")
+# Command groups: `flywheel labels import ...` (the commands live in flywheel/cli/labels.py).
+labels_app = typer.Typer(help="Gold labels from people: import them onto logged interactions.")
+app.add_typer(labels_app, name="labels", no_args_is_help=True)
 
 
 @dataclass

@@ -19,7 +19,7 @@ def curate(
     as_json: bool = JsonOpt,
 ) -> None:
     """Check, scrub, de-duplicate and de-bias a workload's traffic into a versioned dataset snapshot."""
-    from flywheel.curate import curate_workload
+    from flywheel.curate import NothingKept, curate_workload
 
     cli = state(ctx)
     with guarded(as_json):
@@ -35,6 +35,8 @@ def curate(
                 )
         except LookupError as exc:
             fail(as_json, str(exc))
+        except NothingKept as exc:
+            fail(as_json, str(exc), top_reason=exc.top_reason, curation=exc.report.as_dict())
     emit(as_json, report.as_dict(), lambda: _render_curation(report.as_dict()))
 
 
@@ -49,8 +51,10 @@ def _render_curation(result: dict[str, Any]) -> None:
     out.print(table)
     splits = ", ".join(f"{k}={v:,}" for k, v in result["splits"].items())
     reused = " (identical to an existing snapshot)" if result["reused_snapshot"] else ""
+    growth = ", ".join(f"{k} {result[f'eval_{k}']:,}" for k in ("carried", "added", "dropped"))
     out.print(
-        f"snapshot [bold]{result['snapshot_id']}[/]{reused}: {splits}; eval from {result['eval_snapshot_id']}"
+        f"snapshot [bold]{result['snapshot_id']}[/]{reused}: {splits}; "
+        f"eval from {result['eval_snapshot_id']} ({growth})"
     )
     if result["pii"]:
         out.print("PII scrubbed: " + ", ".join(f"{k}={v}" for k, v in sorted(result["pii"].items())))

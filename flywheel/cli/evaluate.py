@@ -12,6 +12,7 @@ from flywheel.config import ConfigError
 from flywheel.registry import ModelRecord, Registry, RegistryError
 
 REFERENCES = ("auto", "gold", "teacher")
+DECISION_COLOURS = {"promote": "green", "reject": "yellow", "insufficient_eval": "magenta"}
 
 
 def _registry(cli: CliState) -> Registry:
@@ -85,7 +86,8 @@ def _run_evaluation(
 
 
 def _render_evaluation(payload: dict[str, Any]) -> None:
-    table = Table(title=f"evaluation {payload['run_id']} ({payload['reference']}, n={payload['n_examples']})")
+    title = f"evaluation {payload['run_id']} (reference {payload['reference']}, n={payload['n_examples']})"
+    table = Table(title=title)
     for column in ("model", payload["primary_metric"], "95% CI", "format", "latency ms", "tok/s", "$/1k"):
         table.add_column(column)
     validity = {
@@ -107,7 +109,9 @@ def _render_evaluation(payload: dict[str, Any]) -> None:
     for check in payload["checks"]:
         mark = "[green]pass[/]" if check["passed"] else f"[red]{check['code']}[/]"
         out.print(f"  {check['model']}: {check['check']}: {mark}  {check['detail']}", highlight=False)
-    colour = "green" if payload["decision"] == "promote" else "yellow"
+    target = payload.get("target") or {}
+    out.print(f"target: {target.get('text', '-')}", highlight=False)
+    colour = DECISION_COLOURS.get(payload["decision"], "yellow")
     champion = payload["champion"] or "none (teacher serves)"
     out.print(
         f"[bold {colour}]{payload['decision']}[/]: champion {champion}; "
@@ -115,6 +119,12 @@ def _render_evaluation(payload: dict[str, Any]) -> None:
         + (" (dry run: nothing changed)" if not payload["applied"] else ""),
         highlight=False,
     )
+    if payload.get("eval_rows_needed"):
+        out.print(
+            f"the eval split ({payload['n_examples']} rows) is too small to tell: about "
+            f"{payload['eval_rows_needed']} eval rows would resolve the margin (curate more traffic)",
+            highlight=False,
+        )
 
 
 def _num(value: float | None, digits: int = 4) -> str:

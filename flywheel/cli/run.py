@@ -100,6 +100,8 @@ def _short(turn: dict[str, Any]) -> dict[str, Any]:
         "student_ci": turn.get("student_ci"),
         "teacher_ci": turn.get("teacher_ci"),
         "projected_monthly_saved_usd": turn.get("projected_monthly_saved_usd"),
+        "target": turn.get("target"),
+        "eval_rows_needed": turn.get("eval_rows_needed"),
         "stage_seconds": turn.get("seconds"),
     }
 
@@ -137,6 +139,15 @@ def _render(payload: dict[str, Any], config: str | None = None) -> None:
             "-" if s["projected_monthly_saved_usd"] is None else f"{s['projected_monthly_saved_usd']:,.2f}",
         )
     out.print(table)
+    for workload, s in payload["workloads"].items():
+        if s.get("target"):
+            needed = s.get("eval_rows_needed")
+            more = (
+                f"; the eval split is too small to tell: about {needed} eval rows would resolve it"
+                if needed
+                else ""
+            )
+            out.print(f"{workload}: gate target {s['target']}{more}", highlight=False)
     if config:
         home = payload.get("home")
         out.print(f"\nconfig: {config}\nwarehouse and models: {home}")

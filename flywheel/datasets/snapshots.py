@@ -3,8 +3,10 @@
 A snapshot is `<workload>.v<N>` plus its examples (snapshot_examples) and two hashes: the content hash
 covers every example and its split (same inputs and config -> same hash, so an identical re-run
 reuses the snapshot instead of adding a version), and the config hash covers the workload settings
-curation depends on. `eval_snapshot_id` names the snapshot whose eval split is carried forward, so
-scores stay comparable across snapshots until someone asks for a fresh eval split.
+curation depends on. `eval_snapshot_id` names the snapshot that holds the current eval split: each
+curation carries every eval row forward and adds the eval share of rows never judged before (see
+`flywheel.curate._eval_split`), so the split grows with the data, stays free of anything a model could
+have trained on, and champion and candidates are always scored on the same, latest split.
 """
 
 from __future__ import annotations

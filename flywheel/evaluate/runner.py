@@ -1,4 +1,4 @@
-"""Score predictors (candidates, the champion, the teacher) on one frozen eval split.
+"""Score predictors (candidates, the champion, the teacher) on one eval split.
 
 Every predictor answers the same examples; answers are scored against the same references (gold labels
 when every example has one, else the teacher's targets) by the project's local `evaluate` metric
@@ -172,7 +172,12 @@ class EvaluationResult:
 
 
 def resolve_reference(examples: Sequence[Example], reference: ReferenceKind) -> str:
-    """'auto' is gold when every example has a gold label, else the teacher's targets."""
+    """'auto' is gold when every example has a gold label, else the teacher's targets.
+
+    Partial gold (some eval examples labelled by people, e.g. with `flywheel labels import`) stays on
+    the teacher reference under 'auto': one score over a mix of gold and teacher references would mean
+    neither, and the gate's criterion differs by reference. 'gold' refuses and says how many lack gold.
+    """
     if reference == "auto":
         return "gold" if examples and all(e.gold is not None for e in examples) else "teacher"
     if reference == "gold":

@@ -51,6 +51,9 @@ def run_payload(result: EvaluationResult, decision: GateDecision) -> dict[str, A
         "seed": result.seed,
         "models": [m.summary() for m in result.models.values()],
         "checks": decision.as_dict()["checks"],
+        "target": decision.target.as_dict() if decision.target else None,
+        "summary": decision.summary,
+        "eval_rows_needed": decision.eval_rows_needed,
         "results": result.rows(),
     }
 
@@ -131,7 +134,8 @@ def teacher_usage(warehouse: Warehouse, interaction_ids: Iterable[str]) -> dict[
 
 def raw_examples(warehouse: Warehouse, examples: list[Example]) -> list[Example]:
     """The eval examples as the application sent them: the logged request (full prompt, PII and
-    all), the logged answer as the teacher's target, and the gold label as logged. Predictors then
+    all), the logged answer as the teacher's target, and the gold label (imported by `flywheel labels
+    import`, else as logged, else the snapshot's). Predictors then
     see exactly what serving sees. Examples without a logged interaction (synthetic) stay as they are.
     """
     ids = sorted({e.interaction_id for e in examples if e.interaction_id})
@@ -140,8 +144,10 @@ def raw_examples(warehouse: Warehouse, examples: list[Example]) -> list[Example]
 
     def read(con: duckdb.DuckDBPyConnection) -> list[tuple[Any, ...]]:
         return con.execute(
-            "SELECT id, any_value(request), any_value(response), any_value(metadata) "
-            "FROM interactions WHERE list_contains(?, id) GROUP BY id",
+            "SELECT i.id, any_value(i.request), any_value(i.response), any_value(i.metadata), "
+            "any_value(g.label) FROM interactions i LEFT JOIN gold_labels g "
+            "ON g.workload_id = i.workload_id AND g.interaction_id = i.id "
+            "WHERE list_contains(?, i.id) GROUP BY i.id",
             [ids],
         ).fetchall()
 
@@ -154,7 +160,7 @@ def _as_logged(example: Example, row: tuple[Any, ...] | None) -> Example:
         return example
     request, response = orjson.loads(row[0]), orjson.loads(row[1])
     metadata = orjson.loads(row[2]) if row[2] else {}
-    gold = metadata.get("label") if isinstance(metadata, dict) else None
+    gold = row[3] if row[3] is not None else metadata.get("label") if isinstance(metadata, dict) else None
     if gold is not None and not isinstance(gold, str):
         gold = canonical_dumps(gold).decode()
     return replace(

@@ -1,9 +1,11 @@
 """One evaluation turn of a workload: score, gate, store, and apply the decision to the registry.
 
-Candidates, the current champion and the teacher answer the same frozen eval split; the gate decides;
-the run, every estimate and the decision's reasons are stored; a passing winner is promoted (the old
-champion retired), the candidates that lost are retired, and every evaluated model's card and
-`metrics` get the scores. A rejected gate changes no champion.
+Candidates, the current champion and the teacher answer the same eval split (the latest snapshot's);
+the gate decides under the evaluation's reference (gold: non-inferior to the teacher; teacher:
+agreement >= target); the run, every estimate, the target and the decision's reasons are stored; a
+passing winner is promoted (the old champion retired), the candidates that lost are retired, and every
+evaluated model's card and `metrics` get the scores. A "reject" or "insufficient_eval" decision changes
+no champion.
 """
 
 from __future__ import annotations
@@ -61,6 +63,9 @@ class EvaluationReport:
             "champion": self.decision.champion,
             "previous_champion": self.previous_champion,
             "reasons": self.decision.reasons,
+            "summary": self.decision.summary,
+            "target": self.decision.target.as_dict() if self.decision.target else None,
+            "eval_rows_needed": self.decision.eval_rows_needed,
             "applied": self.applied,
             "retired": self.retired,
             "reference": self.result.reference,
@@ -119,6 +124,7 @@ def evaluate_workload(
         [result.models[model_id] for model_id in contenders],
         result.models[TEACHER],
         result.models[champion_id] if champion_id else None,
+        reference=result.reference,
     )
     run_id = f"{workload.id}-{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     report = EvaluationReport(run_id, workload.id, snapshot_id, result, decision, champion_id, applied=apply)
@@ -176,11 +182,14 @@ def model_card_section(report: EvaluationReport, scored: ModelResult) -> str:
     teacher = report.result.models[TEACHER]
     failures = report.decision.failures(scored.model)
     verdict = "promoted to champion" if report.decision.winner == scored.model else "not promoted"
+    target = report.decision.target
     lines = [
         f"## Evaluation ({report.run_id})",
         "",
         f"Eval split: {scored.n} examples, reference: {report.result.reference}. Gate: {verdict}"
         + (f" ({', '.join(failures)})." if failures else "."),
+        "",
+        f"Target: {target.text if target else '-'}. Decision: {report.decision.decision}.",
         "",
         "| metric | value | 95% CI | teacher |",
         "|---|---|---|---|",

@@ -27,10 +27,12 @@ from flywheel.quality.pruning import PromptTemplate, apply_template, estimate_to
 from flywheel.records import canonical_dumps, message_text
 
 INTERACTION_SQL = """
-SELECT id, client_id, source_ref, batch_id, status, ts, request, response, feedback, metadata,
-       prompt_tokens, completion_tokens
-FROM interactions WHERE workload_id = ?
-ORDER BY ingested_at, ts NULLS LAST, id
+SELECT i.id, i.client_id, i.source_ref, i.batch_id, i.status, i.ts, i.request, i.response, i.feedback,
+       i.metadata, i.prompt_tokens, i.completion_tokens, g.label AS gold_label
+FROM interactions i
+LEFT JOIN gold_labels g ON g.workload_id = i.workload_id AND g.interaction_id = i.id
+WHERE i.workload_id = ?
+ORDER BY i.ingested_at, i.ts NULLS LAST, i.id
 """
 
 
@@ -50,6 +52,7 @@ class CurationRow:
     metadata: dict[str, Any]
     prompt_tokens: int | None
     completion_tokens: int | None
+    imported_gold: str | None = None  # from gold_labels (`flywheel labels import`): wins over metadata
     messages: list[dict[str, Any]] = field(default_factory=list)
     target: dict[str, Any] | None = None
     input_text: str = ""
@@ -95,6 +98,7 @@ def load_rows(con: duckdb.DuckDBPyConnection, workload_id: str) -> list[Curation
                 metadata=orjson.loads(record["metadata"]) if record["metadata"] else {},
                 prompt_tokens=record["prompt_tokens"],
                 completion_tokens=record["completion_tokens"],
+                imported_gold=record["gold_label"],
             )
         )
     return rows
@@ -146,7 +150,7 @@ def prepare_row(
         row.parsed = parse_answer(workload, message, row.request)
         if row.parsed.reason is None:
             row.label = parse_answer(workload, row.target, row.request).label
-    gold = row.metadata.get("label")
+    gold = row.imported_gold if row.imported_gold is not None else row.metadata.get("label")
     if gold is not None:
         row.gold = scrubber(gold if isinstance(gold, str) else canonical_dumps(gold).decode())
     row.input_text = conversation_text(row.messages)

@@ -51,6 +51,7 @@ class CurationState:
     snapshots: dict[tuple[str, str], SnapshotInfo] = field(default_factory=dict)
     eval_snapshot_id: str | None = None
     eval_rows: list[SnapshotRow] | None = None
+    seen_ids: set[str] = field(default_factory=set)  # interactions an earlier snapshot's run judged
 
     def find_identical(self, content: str, config: str) -> SnapshotInfo | None:
         return self.snapshots.get((content, config))
@@ -83,7 +84,24 @@ def read_state(con: duckdb.DuckDBPyConnection, workload_id: str, refresh_eval: b
         if info is not None:
             state.eval_snapshot_id = info.eval_snapshot_id
             state.eval_rows = read_rows(con, info.eval_snapshot_id, ["eval"])
+            state.seen_ids = seen_interactions(con, workload_id, latest)
     return state
+
+
+def seen_interactions(con: duckdb.DuckDBPyConnection, workload_id: str, snapshot_id: str) -> set[str]:
+    """Every interaction the latest run that wrote or reused a snapshot judged, plus that snapshot's
+    members: rows a model trained on an earlier snapshot may have seen, so never fresh eval rows."""
+    rows = con.execute(
+        """
+        SELECT interaction_id FROM curation_verdicts WHERE run_id = (
+            SELECT run_id FROM curation_runs WHERE workload_id = ? AND snapshot_id IS NOT NULL
+            ORDER BY finished_at DESC LIMIT 1)
+        UNION
+        SELECT interaction_id FROM snapshot_examples WHERE snapshot_id = ? AND interaction_id IS NOT NULL
+        """,
+        [workload_id, snapshot_id],
+    ).fetchall()
+    return {interaction_id for (interaction_id,) in rows}
 
 
 def write_results(

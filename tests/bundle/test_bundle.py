@@ -143,3 +143,24 @@ def test_routing_by_workload_alias_learned_name_and_template() -> None:
     assert ambiguous.value.status == 404
     with pytest.raises(ApiError, match="llama"):
         route("gpt-9")
+
+
+def test_pii_is_scrubbed_for_the_student_and_restored_in_its_answer() -> None:
+    class CopyEmail:
+        name = "copy"
+
+        def __init__(self) -> None:
+            self.seen: list[str] = []
+
+        def predict(self, examples: list[Example]) -> list[Prediction]:
+            texts = [e.messages[-1]["content"] for e in examples]
+            self.seen.extend(texts)
+            return [Prediction(msg(json.dumps({"email": t.split()[-1]})), 0.9) for t in texts]
+
+    extraction = WorkloadConfig(id="orders", task="extraction")
+    bundle = build_bundle(extraction, [])
+    student = CopyEmail()
+    request = {"messages": [{"role": "user", "content": "mail me at ana.lopez@example.org"}]}
+    (answer,) = BundlePredictor(bundle, student).predict([Example("r", "orders", [], {}, request=request)])
+    assert student.seen == ["mail me at <EMAIL_1>"]  # what the student was trained on
+    assert json.loads(answer.message["content"]) == {"email": "ana.lopez@example.org"}

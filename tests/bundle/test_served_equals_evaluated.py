@@ -79,7 +79,7 @@ def test_long_static_prompt_and_wrapped_labels_served_as_evaluated(tmp_path: Pat
         "label_parser": {"regex": r"\[\[\[\[(.+?)\]\]\]\]", "lowercase": True},
         "sources": [{"path": str(logs), "format": "openai"}],
         "students": [{"name": "minilm", "kind": "encoder-classifier", "epochs": 4, "max_seq_length": 64}],
-        "gate": {"max_drop_vs_teacher": 0.4, "min_cost_reduction": 0.0},
+        "gate": {"min_agreement": 0.6, "min_cost_reduction": 0.0},
         "curation": {"eval_fraction": 0.3},
     }
     turn = run_turn(write_config(tmp_path / "home", workload), "banking-wrapped")
@@ -105,6 +105,11 @@ def test_long_static_prompt_and_wrapped_labels_served_as_evaluated(tmp_path: Pat
     reported = turn.report.result.models[champion].primary
     accuracy = turn.report.result.models[champion].get("accuracy")
     assert accuracy is not None and agreement >= accuracy.value - 0.03, (agreement, accuracy.value)
+    print(  # the figures behind issue 16's acceptance (pytest -s shows them)
+        f"\nwrapped banking77: {len(ids)} eval requests; evaluate accuracy vs teacher {accuracy.value:.3f} "
+        f"(CI {accuracy.ci_low:.3f}-{accuracy.ci_high:.3f}); served agreement {agreement:.3f}; "
+        f"{len(Counter(served[i]['content'] for i in ids))} distinct answers"
+    )
     assert agreement >= 0.6, f"agreement {agreement:.3f} (a constant answer scores 1/{INTENTS})"
     assert len(Counter(served[i]["content"] for i in ids)) >= INTENTS // 2
     assert reported is not None
@@ -123,7 +128,7 @@ def demo_workload(workload_id: str, logs: Path, student: dict[str, Any]) -> dict
     )
     workload["sources"] = [{"path": str(logs / f"{workload_id}.jsonl"), "format": "openai"}]
     workload["students"] = [student]
-    workload["gate"] = {"max_drop_vs_teacher": 1.0, "min_cost_reduction": 0.0, "min_format_validity": 0.0}
+    workload["gate"] = {"min_agreement": 0.0, "min_cost_reduction": 0.0, "min_format_validity": 0.0}
     return workload
 
 

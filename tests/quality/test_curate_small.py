@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from flywheel.config import WorkloadConfig
-from flywheel.curate import curate_workload
+from flywheel.curate import NothingKept, curate_workload
 from flywheel.datasets import load_examples
 from flywheel.ingest import ingest_paths
 from flywheel.store.db import Warehouse
@@ -68,11 +68,20 @@ def test_near_identical_inputs_with_different_answers_are_kept_together(tmp_path
     assert {e.label for e in examples.values()} == {"billing", "refund"}
 
 
-def test_everything_rejected_still_gives_an_explained_empty_snapshot(tmp_path: Path) -> None:
+def test_everything_rejected_is_an_error_that_names_the_top_reason(tmp_path: Path) -> None:
     records = [chat_record(i, response={"error": {"message": "rate limited", "code": 429}}) for i in range(4)]
-    warehouse, report = curate(tmp_path, records)
-    assert report.rejected == {"error_response": 4} and report.splits == {"train": 0, "val": 0, "eval": 0}
-    assert load_examples(warehouse, "w") == []
+    records += [record(9, "")]  # an empty request: a second, rarer reason
+    with pytest.raises(
+        NothingKept, match=r"kept 0 of 5 rows; top rejection reason: error_response \(4 rows\)"
+    ):
+        curate(tmp_path, records)
+    warehouse = Warehouse(tmp_path / "w.duckdb")
+    with pytest.raises(LookupError, match="no snapshot for w"):  # no empty snapshot was written
+        load_examples(warehouse, "w")
+    verdicts = warehouse.read(
+        lambda con: con.execute("SELECT reason, count(*) FROM curation_verdicts GROUP BY reason").fetchall()
+    )
+    assert dict(verdicts)["error_response"] == 4 and sum(n for _, n in verdicts) == 5  # still explained
 
 
 def test_no_interactions_is_a_clear_error(tmp_path: Path) -> None:
