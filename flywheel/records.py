@@ -265,6 +265,7 @@ class Prediction:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     latency_ms: float = 0.0
+    cost_usd: float | None = None  # set when the cost is known per call (a replayed teacher's log)
 
 
 class Predictor(Protocol):

@@ -14,8 +14,8 @@ What a call counts (OpenAI's chat accounting: 3 tokens of framing per message, 1
 3 to prime the reply; Llama 3 and ChatML templates frame with 4 and 5 / 3):
 - prompt: every message of the request as logged (system prompt, few-shot turns, tool results): its
   role, text content (text parts of a list; images are not counted), name, and the name and arguments
-  of each tool call; plus the request's `tools` schemas and `response_format` as compact JSON (an
-  approximation of how providers render them);
+  of each tool call; plus the request's `tools` (or legacy `functions`) schemas and a non-text
+  `response_format` as compact JSON with sorted keys (an approximation of how providers render them);
 - completion: the answer's text content plus the name and arguments of each tool call.
 """
 
@@ -217,4 +217,5 @@ def shipped_ranks(name: str) -> dict[bytes, int]:
 
 
 def _json(value: Any) -> str:
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    """Compact JSON with sorted keys: the same count whatever key order the log had."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS).decode()
