@@ -188,9 +188,10 @@ def token_methods(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, int]]:
 
 def unpriced_warning(item: dict[str, Any]) -> str:
     """One line: which model, how many requests, and the config line that fixes it."""
+    n = item["requests"]
     return (
-        f"{item['workload_id']}: {item['requests']:,} requests to {item['model']!r} have no price "
-        f"(unknown, not free); add to flywheel.yaml: {item['fix']}"
+        f"{item['workload_id']}: {n:,} request{'s' if n != 1 else ''} to {item['model']!r} "
+        f"{'have' if n != 1 else 'has'} no price (unknown, not free); add to flywheel.yaml: {item['fix']}"
     )
 
 
