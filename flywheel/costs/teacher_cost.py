@@ -23,6 +23,7 @@ from typing import Any
 
 import duckdb
 import orjson
+import pyarrow as pa
 
 from flywheel.costs.tokens import TokenCounter, counter_for
 from flywheel.pricing import PriceCatalog, config_hint
@@ -94,19 +95,34 @@ def refresh_teacher_costs(
 def count_missing_tokens(warehouse: Warehouse, teacher_models: Mapping[str, str]) -> RefreshReport:
     """Fill token_counts for every interaction that logged no usage, COUNT_BATCH rows per round."""
     report = RefreshReport()
+    done: set[str] = set()
     while True:
         rows = warehouse.read(lambda con: con.execute(PENDING_SQL, [COUNT_BATCH]).fetchall())
+        rows = [row for row in rows if row[0] not in done]  # a row that did not land is not retried
         if not rows:
             return report
-        now = utcnow()
-        counted = [(row[0], *count_row(row, teacher_models), now) for row in rows]
-        warehouse.write(
-            lambda con, batch=counted: con.executemany(
-                "INSERT OR IGNORE INTO token_counts VALUES (?, ?, ?, ?, ?)", batch
-            )
+        counts = [count_row(row, teacher_models) for row in rows]
+        batch = pa.table(
+            {
+                "id": [row[0] for row in rows],
+                "prompt_tokens": pa.array([c[0] for c in counts], pa.int32()),
+                "completion_tokens": pa.array([c[1] for c in counts], pa.int32()),
+                "method": [c[2] for c in counts],
+                "counted_at": pa.array([utcnow()] * len(rows), pa.timestamp("us")),
+            }
         )
-        report.counted += len(counted)
-        report.methods.update(row[3] for row in counted)
+        warehouse.write(lambda con, table=batch: _insert_counts(con, table))
+        done.update(row[0] for row in rows)
+        report.counted += len(rows)
+        report.methods.update(c[2] for c in counts)
+
+
+def _insert_counts(con: duckdb.DuckDBPyConnection, table: pa.Table) -> None:
+    con.register("counted_batch", table)
+    try:
+        con.execute("INSERT OR IGNORE INTO token_counts SELECT * FROM counted_batch")
+    finally:
+        con.unregister("counted_batch")
 
 
 def count_row(row: tuple[Any, ...], teacher_models: Mapping[str, str]) -> tuple[int, int, str]:
