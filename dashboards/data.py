@@ -24,7 +24,8 @@ from flywheel.store.db import Warehouse, WarehouseBusy
 WAREHOUSE_ENV = "FLYWHEEL_WAREHOUSE"
 READ_TIMEOUT_S = 20.0
 CACHE_TTL_S = 5
-# What a page may read: the views of 0007_costs.sql and the assumptions they were priced with.
+# What a page may read: the views of 0007_costs.sql / 0010_teacher_cost.sql and the assumptions they
+# were priced with.
 VIEWS = frozenset(
     {
         "cost_assumptions",
@@ -45,6 +46,7 @@ VIEWS = frozenset(
         "v_savings_daily",
         "v_savings_summary",
         "v_slices",
+        "v_unpriced_models",
     }
 )
 NO_WAREHOUSE = "No warehouse at `{path}` yet. Run `flywheel demo` (or `flywheel ingest`), then reload."

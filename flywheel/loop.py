@@ -236,9 +236,11 @@ def evaluate_stage(
         if current
         else None
     )
+    teacher_model = loop.config.teacher_for(workload_id).model
+    logged = [e.interaction_id for e in examples if e.interaction_id]
     teacher = ReplayPredictor(
-        model=loop.config.teacher_for(workload_id).model,
-        usage=teacher_usage(loop.warehouse, [e.interaction_id for e in examples if e.interaction_id]),
+        model=teacher_model,
+        usage=teacher_usage(loop.warehouse, logged, loop.prices, {workload_id: teacher_model}),
     )
     snapshots = {r.snapshot_id for r in records if r.snapshot_id}
     return evaluate_workload(

@@ -269,6 +269,7 @@ class Prediction:
     completion_tokens: int = 0
     latency_ms: float = 0.0
     invalid_reason: str | None = None  # set by a model bundle: why the answer must not be served
+    cost_usd: float | None = None  # set when the cost is known per call (a replayed teacher's log)
 
 
 class Predictor(Protocol):

@@ -7,6 +7,8 @@ import streamlit as st
 
 import flywheel.costs
 from dashboards import charts, data, ui
+from flywheel.costs.teacher_cost import unpriced_warning
+from flywheel.pricing import config_hint
 
 SUMMARY_COLUMNS = [
     "workload_id", "requests", "teacher_usd", "serving_usd", "flywheel_usd", "actual_usd", "saved_usd",
@@ -40,8 +42,12 @@ views = data.load_all(
         "daily": data.Query("v_savings_daily", order_by="workload_id, day"),
         "ledger": data.Query("v_cost_ledger_daily", order_by="day, kind"),
         "assumptions": data.Query("cost_assumptions", order_by="workload_id"),
+        "unpriced": data.Query("v_unpriced_models", order_by="requests DESC, model"),
     }
 )
+if not views["unpriced"].empty:  # unknown is not free: say which model and the line that prices it
+    for item in views["unpriced"].frame.to_dict("records"):
+        st.warning(unpriced_warning(item | {"fix": config_hint(item["model"])}))
 summary = ui.rows(
     views["summary"], "No traffic or costs yet: run `flywheel demo` (or `flywheel ingest`), then reload."
 )

@@ -70,6 +70,11 @@ class CliState:
     def prices(self) -> PriceCatalog:
         return PriceCatalog.load(self.config.prices if self.config else None)
 
+    def teacher_models(self) -> dict[str, str]:
+        """workload -> its configured teacher model (empty without a config)."""
+        config = self.config
+        return {w.id: config.teacher_for(w.id).model for w in config.workloads} if config else {}
+
 
 @app.callback()
 def main(
@@ -102,6 +107,12 @@ def emit(as_json: bool, payload: dict[str, Any], render: Callable[[], None] | No
         sys.stdout.flush()
     elif render is not None:
         render()
+
+
+def warn_all(messages: list[str]) -> None:
+    """Warnings on stderr (in --json mode too: the payload carries them as well)."""
+    for message in messages:
+        err.print(f"[bold yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
 
 
 def fail(as_json: bool, message: str, code: int = 1, **extra: Any) -> NoReturn:

@@ -12,7 +12,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from flywheel.cli.app import CliState, JsonOpt, app, emit, err, fail, guarded, out, state
+from flywheel.cli.app import CliState, JsonOpt, app, emit, err, fail, guarded, out, state, warn_all
 from flywheel.costs import (
     CostAssumptions,
     hardware_profile,
@@ -58,6 +58,7 @@ def costs(
         "warehouse": str(warehouse.path),
     }
     emit(as_json, payload, lambda: _render(report))
+    warn_all(report["warnings"])
 
 
 @app.command()
@@ -113,14 +114,12 @@ def _record(
         training = hardware_profile(training_hardware) if training_hardware else serving
     except ValueError as exc:
         fail(as_json, str(exc), code=2)
-    config = cli.config
-    teachers = {w.id: config.teacher_for(w.id).model for w in config.workloads} if config else {}
     return record_assumptions(
         cli.warehouse(),
         cli.prices(),
         serving=serving,
         training_usd_per_hour=training.usd_per_hour,
-        teacher_models=teachers,
+        teacher_models=cli.teacher_models(),
     )
 
 
@@ -129,7 +128,10 @@ def _render(report: dict[str, Any]) -> None:
         out.print("no traffic yet: run `flywheel demo` or `flywheel ingest PATH --workload W`")
         return
     table = Table(title="savings ledger (USD)")
-    columns = ("workload", "requests", "on student", "teacher", "actual", "saved", "saved %", "break-even")
+    columns = (
+        "workload", "requests", "on student", "teacher", "teacher/req", "actual", "saved", "saved %",
+        "break-even",
+    )  # fmt: skip
     for column in (*columns, "monthly (proj.)"):
         table.add_column(column, justify="left" if column == "workload" else "right")
     for workload_id, s in report["workloads"].items():
@@ -138,6 +140,7 @@ def _render(report: dict[str, Any]) -> None:
             f"{s['requests']:,}",
             _pct(s["student_share"]),
             f"{s['teacher_usd']:,.4f}",
+            "-" if s["teacher_usd_per_request"] is None else f"{s['teacher_usd_per_request']:.6f}",
             f"{s['actual_usd']:,.4f}",
             f"{s['saved_usd']:,.4f}",
             _pct(s["saved_pct"]),

@@ -9,7 +9,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from flywheel.cli.app import JsonOpt, app, emit, err, fail, guarded, out, progress_bar, state
+from flywheel.cli.app import JsonOpt, app, emit, err, fail, guarded, out, progress_bar, state, warn_all
 from flywheel.ingest import IngestReport, ingest_paths
 from flywheel.stats import workload_stats
 
@@ -111,10 +111,12 @@ def _render_ingest(report: IngestReport) -> None:
 
 @app.command()
 def stats(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
-    """Per workload: counts, date range, tokens, production cost, quarantine reasons."""
+    """Per workload: counts, date range, tokens, cost, teacher cost per request, quarantine reasons."""
+    cli = state(ctx)
     with guarded(as_json):
-        result = workload_stats(state(ctx).warehouse())
+        result = workload_stats(cli.warehouse(), cli.prices(), cli.teacher_models())
     emit(as_json, result, lambda: _render_stats(result))
+    warn_all(result["warnings"])
 
 
 def _render_stats(result: dict[str, Any]) -> None:
@@ -131,6 +133,8 @@ def _render_stats(result: dict[str, Any]) -> None:
         "to",
         "tokens in/out",
         "cost $",
+        "teacher $/req",
+        "unpriced",
         "quar.",
     )
     for column in columns:
@@ -146,9 +150,16 @@ def _render_stats(result: dict[str, Any]) -> None:
             *span,
             tokens,
             f"{s['cost_usd']:.4f}",
+            f"{s['teacher_usd_per_request']:.6f}",
+            f"{s['unpriced']:,}",
             f"{s['quarantined']:,}",
         )
     out.print(table)
+    methods: dict[str, int] = {}
+    for s in result["workloads"].values():
+        for method, count in s["token_methods"].items():
+            methods[method] = methods.get(method, 0) + count
+    out.print("tokens from: " + ", ".join(f"{k}={v:,}" for k, v in sorted(methods.items())), highlight=False)
     reasons = result["quarantine"]["reasons"]
     if reasons:
         out.print("quarantine reasons: " + ", ".join(f"{k}={v}" for k, v in sorted(reasons.items())))

@@ -7,7 +7,19 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from flywheel.cli.app import CliState, JsonOpt, app, emit, err, fail, guarded, out, progress_bar, state
+from flywheel.cli.app import (
+    CliState,
+    JsonOpt,
+    app,
+    emit,
+    err,
+    fail,
+    guarded,
+    out,
+    progress_bar,
+    state,
+    warn_all,
+)
 from flywheel.config import ConfigError
 from flywheel.registry import ModelRecord, Registry, RegistryError
 
@@ -51,6 +63,7 @@ def evaluate(
             fail(as_json, str(exc))
     payload = report.as_dict()
     emit(as_json, payload, lambda: _render_evaluation(payload))
+    warn_all([warning for m in payload["models"] for warning in m.get("cost_warnings", [])])
 
 
 def _run_evaluation(

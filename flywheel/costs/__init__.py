@@ -1,17 +1,22 @@
 """Cost accounting: what the traffic would have cost on the teacher, what it did cost, and the savings.
 
-The arithmetic lives in SQL views (flywheel/store/migrations/0007_costs.sql) so that `flywheel costs`,
-the dashboard and an analyst's own query read the same numbers. This package only prices what SQL
-cannot know (catalog prices, hardware rates, a candidate's estimated serving cost), stores those
-assumptions in `cost_assumptions`, and reads the views.
+The arithmetic lives in SQL views (flywheel/store/migrations/0007_costs.sql, 0010_teacher_cost.sql) so
+that `flywheel costs`, `flywheel stats`, `flywheel evaluate`, the dashboard and an analyst's own query read
+the same numbers. This package only prices what SQL cannot know (token counts of calls that logged no
+usage, catalog prices, hardware rates, a candidate's estimated serving cost), stores those in
+`token_counts`, `model_prices` and `cost_assumptions`, and reads the views.
 
 Definitions (per workload and UTC day; totals are sums over days):
-- teacher_usd: what the teacher would have charged for every request. Teacher-answered and ingested
-  traffic: its logged cost_usd. Student-served traffic (`flywheel serve`, served_by=student): the
-  teacher's catalog price x the request's prompt and completion tokens. The teacher is the model that
-  answered the workload's production traffic (the most common priced model), else the config teacher;
-  without a catalog price, the workload's own logged USD per token.
-- serving_usd: what answering the traffic really cost: teacher-answered calls (logged cost_usd) + the
+- tokens of a request: its logged usage, else its full logged request (all messages, tool schemas,
+  response_format) and answer counted with its model family's tokenizer; the method is recorded per
+  request (flywheel/costs/teacher_cost.py, flywheel/costs/tokens.py). Failed calls: 0 (not billed).
+- teacher_usd: what the teacher charged, or would have, for every request, priced when read (a price
+  added to the catalog or flywheel.yaml later re-prices history). Teacher-answered and ingested
+  traffic: its own model's catalog price x its tokens, else its logged cost_usd. Student-served traffic
+  (`flywheel serve`, served_by=student): the teacher's catalog price x the request's tokens. The
+  teacher is the model that answered the workload's production traffic (the most common priced
+  model), else the config teacher; without a catalog price, the workload's own logged USD per token.
+- serving_usd: what answering the traffic really cost: teacher-answered calls (their teacher_usd) + the
   student serving cost of student-served calls (their logged cost_usd, else the candidate's
   estimated cost per request) + the background teacher calls of shadowed requests
   (metadata.shadow_cost_usd) + ledger rows of kind student_serving (serving billed outside requests).
@@ -36,8 +41,10 @@ Definitions (per workload and UTC day; totals are sums over days):
   requests answered by `flywheel serve`.
 - quality_held: the champion's latest production (shadow) score, else its gate score, reaches the
   lower bound of the teacher's confidence interval on the evaluation that promoted it.
-- unpriced: requests with no price at all; they add nothing to any sum (unknown is neither free nor
-  costly) and are counted so that a gap is visible.
+- unpriced: requests with no price at all (a model neither the catalog nor flywheel.yaml prices, and no
+  logged cost); they add nothing to any sum (unknown is neither free nor costly) and are counted so
+  that a gap is visible; `flywheel stats/costs/evaluate` name each such model with the config line
+  that prices it.
 """
 
 from flywheel.costs.assumptions import CostAssumptions, estimate_assumptions, record_assumptions

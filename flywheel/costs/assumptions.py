@@ -15,6 +15,7 @@ import duckdb
 import orjson
 
 from flywheel.costs.hardware import HardwareProfile, serving_cost_per_1k
+from flywheel.costs.teacher_cost import refresh_teacher_costs
 from flywheel.pricing import PriceCatalog
 from flywheel.records import utcnow
 from flywheel.store.db import Warehouse
@@ -107,7 +108,9 @@ def record_assumptions(
     training_usd_per_hour: float | None = None,
     teacher_models: dict[str, str] | None = None,
 ) -> list[CostAssumptions]:
-    """Estimate and store (replace) every workload's assumptions in one short write transaction."""
+    """Refresh the teacher cost model (token counts, model prices), then estimate and store (replace)
+    every workload's assumptions in one short write transaction."""
+    refresh_teacher_costs(warehouse, prices, teacher_models)
 
     def write(con: duckdb.DuckDBPyConnection) -> list[CostAssumptions]:
         found = estimate_assumptions(

@@ -7,6 +7,7 @@ from typing import Any
 
 import duckdb
 
+from flywheel.costs.teacher_cost import token_methods, unpriced_models, unpriced_warning
 from flywheel.store.db import Warehouse
 
 # The keys `flywheel costs --json` promises per workload; the rest of the summary row follows them.
@@ -20,24 +21,33 @@ SELECT coalesce(sum(requests), 0) AS requests,
 FROM v_savings_summary {where}
 """
 DIGITS = 6
+PER_REQUEST_DIGITS = 9  # a request can cost well under a micro-dollar
 
 
 def savings_report(warehouse: Warehouse, workload_id: str | None = None) -> dict[str, Any]:
     """{"workloads": {id: summary}, "totals": {...}}, optionally for one workload."""
     where, params = ("WHERE workload_id = ?", [workload_id]) if workload_id else ("", [])
 
-    def query(con: duckdb.DuckDBPyConnection) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    def query(con: duckdb.DuckDBPyConnection) -> tuple[list[dict[str, Any]], ...]:
         summary = _dicts(con, f"SELECT * FROM v_savings_summary {where} ORDER BY workload_id", params)
         totals = _dicts(con, TOTALS_SQL.format(where=where), params)
-        return summary, totals
+        return summary, totals, token_methods(con), unpriced_models(con, workload_id)
 
-    summary, totals = warehouse.read(query)
+    summary, totals, methods, unpriced = warehouse.read(query)
     workloads = {}
     for row in summary:
         entry = {key: row.pop(key) for key in SUMMARY_KEYS}
         workload = row.pop("workload_id")
-        workloads[workload] = jsonable(entry | row)
-    return {"workloads": workloads, "totals": jsonable(totals[0])}
+        row["teacher_usd_per_request"] = entry["teacher_usd"] / row["requests"] if row["requests"] else None
+        workloads[workload] = jsonable(entry | row) | {
+            "token_methods": methods.get(workload, {}),
+            "unpriced_models": [u for u in unpriced if u["workload_id"] == workload],
+        }
+    return {
+        "workloads": workloads,
+        "totals": jsonable(totals[0]),
+        "warnings": [unpriced_warning(u) for u in unpriced],
+    }
 
 
 def savings_daily(warehouse: Warehouse, workload_id: str | None = None) -> list[dict[str, Any]]:
@@ -60,6 +70,6 @@ def jsonable(row: dict[str, Any]) -> dict[str, Any]:
         if isinstance(value, datetime | date):
             value = value.isoformat()
         elif isinstance(value, float):
-            value = round(value, DIGITS)
+            value = round(value, PER_REQUEST_DIGITS if key.endswith("_per_request") else DIGITS)
         out[key] = value
     return out

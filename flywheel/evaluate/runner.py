@@ -3,14 +3,17 @@
 Every predictor answers the same examples; answers are scored against the same references (gold labels
 when every example has one, else the teacher's targets) by the project's local `evaluate` metric
 modules, with seeded percentile-bootstrap intervals overall and per slice. Alongside quality, the
-runner measures latency, tokens/s and cost per 1k requests: a predictor with a priced API `model`
-costs its tokens at catalog prices; anything else is a self-hosted student whose cost is the hardware's
-$/hour divided by the requests/hour it sustained here.
+runner measures latency, tokens/s and cost per 1k requests: a replayed teacher costs what the teacher
+cost model (flywheel/costs/teacher_cost.py) says each logged request cost, the one figure `flywheel
+costs` and `flywheel stats` show; a predictor with a priced API `model` costs its tokens at catalog
+prices; anything else is a self-hosted student whose cost is the hardware's $/hour divided by the
+requests/hour it sustained here.
 """
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -18,14 +21,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import orjson
 
 from flywheel.config import WorkloadConfig
+from flywheel.costs.teacher_cost import count_call
 from flywheel.evaluate.answers import answer_from_message, input_text, reference_answer
 from flywheel.evaluate.bootstrap import DEFAULT_RESAMPLES, Estimate, estimate_by_slice
 from flywheel.evaluate.hardware import cost_per_1k_requests
-from flywheel.pricing import PriceCatalog
-from flywheel.records import Example, Prediction, Predictor, message_text
+from flywheel.pricing import PriceCatalog, config_hint
+from flywheel.records import Example, Prediction, Predictor
 
 METRICS_DIR = Path(__file__).with_name("metrics")
 PRIMARY_METRICS = {
@@ -55,18 +58,27 @@ def primary_metric(workload: WorkloadConfig) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """What one logged teacher call cost and took."""
+    """What one logged teacher call cost and took.
+
+    From the warehouse (evaluate.store.teacher_usage): the teacher cost model's tokens, counting method,
+    teacher_usd (None: the logged `model` has no price) and the logged latency.
+    """
 
     prompt_tokens: int
     completion_tokens: int
     latency_ms: float = 0.0
+    cost_usd: float | None = None
+    method: str = "usage"
+    model: str | None = None  # the model that answered, when read from the log
 
 
 class ReplayPredictor:
     """The teacher in replay mode: answers each example with its logged target.
 
-    `usage` (keyed by interaction_id, else example_id) supplies the logged tokens and latency; without
-    it tokens are estimated at 4 characters per token and latency is unknown (0).
+    `usage` (keyed by interaction_id, else example_id) supplies each logged call's tokens, cost and
+    latency. An example without one (no logged interaction) is counted from what it holds (its
+    messages, tools and response_format, and its target) with the model family's tokenizer, and its
+    latency is unknown (0). `token_methods` and `unpriced` tally how the last examples were costed.
     """
 
     replayed = True
@@ -77,6 +89,8 @@ class ReplayPredictor:
         self.name = name
         self.model = model
         self.usage = dict(usage or {})
+        self.token_methods: Counter[str] = Counter()
+        self.unpriced: Counter[str] = Counter()  # logged model -> examples it answered with no price
 
     def predict(self, examples: list[Example]) -> list[Prediction]:
         return [self._replay(example) for example in examples]
@@ -84,14 +98,19 @@ class ReplayPredictor:
     def _replay(self, example: Example) -> Prediction:
         usage = self.usage.get(example.interaction_id or "") or self.usage.get(example.example_id)
         if usage is None:
-            prompt = sum(len(message_text(m)) for m in example.messages)
-            answer = len(message_text(example.target)) + len(orjson.dumps(example.target.get("tool_calls")))
-            usage = Usage(max(1, prompt // 4), max(1, answer // 4))
+            request = {"messages": example.messages, "tools": example.tools}
+            request["response_format"] = example.response_format
+            prompt, completion, method = count_call(self.model, request, example.target)
+            usage = Usage(prompt, completion, method=method)
+        self.token_methods[usage.method] += 1
+        if usage.model is not None and usage.cost_usd is None:
+            self.unpriced[usage.model] += 1
         return Prediction(
             message=example.target,
             prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.completion_tokens,
             latency_ms=usage.latency_ms,
+            cost_usd=usage.cost_usd,
         )
 
 
@@ -231,7 +250,7 @@ def evaluate_predictors(
             estimates=estimates,
             n=len(kept),
             wall_seconds=wall,
-            extras=result["extras"],
+            extras=result["extras"] | _cost_extras(predictor),
             draws=draws,
             predictions=predictions,
             **_speed_and_cost(predictor, predictions, wall, prices, hardware_usd_per_hour),
@@ -341,11 +360,11 @@ def _speed_and_cost(
     busy_s = latencies.sum() / 1000 if hosted_elsewhere else wall
     completion = sum(p.completion_tokens for p in predictions)
     rps = n / busy_s if busy_s > 0 else None
-    if api_model is not None and prices is not None and api_model in prices:
-        costs = [prices.cost(api_model, p.prompt_tokens, p.completion_tokens) or 0.0 for p in predictions]
-        cost, basis = sum(costs) / n * 1000, "tokens"
-    elif hosted_elsewhere:
-        cost, basis = None, "unknown"  # an API model without a price is not free
+    if hosted_elsewhere:
+        costs = [c for c in (_call_cost(p, api_model, prices) for p in predictions) if c is not None]
+        known = 0 < len(costs) == n and not getattr(predictor, "unpriced", None)
+        # an API model without a price is not free
+        cost, basis = (sum(costs) / n * 1000, "tokens") if known else (None, "unknown")
     else:
         cost, basis = cost_per_1k_requests(usd_per_hour, rps or 0.0), "hardware"
     return {
@@ -356,6 +375,29 @@ def _speed_and_cost(
         "cost_per_1k": cost,
         "cost_basis": basis,
     }
+
+
+def _call_cost(prediction: Prediction, model: str | None, prices: PriceCatalog | None) -> float | None:
+    """The call's own cost when known (a replayed log), else its tokens at the model's catalog price."""
+    if prediction.cost_usd is not None:
+        return prediction.cost_usd
+    if model is None or prices is None:
+        return None
+    return prices.cost(model, prediction.prompt_tokens, prediction.completion_tokens)
+
+
+def _cost_extras(predictor: Predictor) -> dict[str, Any]:
+    """How a replayed teacher's tokens were counted, and the logged models it could not price."""
+    methods = getattr(predictor, "token_methods", None)
+    if not methods:
+        return {}
+    unpriced = dict(getattr(predictor, "unpriced", None) or {})
+    warnings = [
+        f"{count} eval examples were answered by {model!r}, which has no price (the teacher's cost is "
+        f"unknown, not free); add to flywheel.yaml: {config_hint(model)}"
+        for model, count in unpriced.items()
+    ]
+    return {"token_methods": dict(methods), "unpriced_models": unpriced, "cost_warnings": warnings}
 
 
 def _api_model(predictor: Predictor) -> str | None:

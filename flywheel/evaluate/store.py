@@ -4,7 +4,7 @@ the eval examples as they were logged."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -12,8 +12,10 @@ from typing import Any
 import duckdb
 import orjson
 
+from flywheel.costs.teacher_cost import refresh_teacher_costs, request_costs
 from flywheel.evaluate.gate import GateDecision
 from flywheel.evaluate.runner import EvaluationResult, Usage
+from flywheel.pricing import PriceCatalog
 from flywheel.records import Example, canonical_dumps
 from flywheel.store.db import Warehouse
 
@@ -112,23 +114,31 @@ def save_evaluation(
     return warehouse.write(write)
 
 
-def teacher_usage(warehouse: Warehouse, interaction_ids: Iterable[str]) -> dict[str, Usage]:
-    """Logged tokens and latency of the interactions behind eval examples, for replay costing."""
-    ids = sorted({i for i in interaction_ids if i})
+def teacher_usage(
+    warehouse: Warehouse,
+    interaction_ids: Iterable[str],
+    prices: PriceCatalog | None = None,
+    teacher_models: Mapping[str, str] | None = None,
+) -> dict[str, Usage]:
+    """The teacher cost model's tokens, cost and logged latency of the interactions behind eval
+    examples, for replay costing: the same per-request figures `flywheel costs` sums. With `prices`
+    the model is refreshed first (tokens counted for calls without usage, prices re-read)."""
+    ids = [i for i in interaction_ids if i]
     if not ids or not warehouse.path.exists():
         return {}
-
-    def read(con: duckdb.DuckDBPyConnection) -> list[tuple[Any, ...]]:
-        return con.execute(
-            "SELECT id, any_value(prompt_tokens), any_value(completion_tokens), any_value(latency_ms) "
-            "FROM interactions WHERE list_contains(?, id) GROUP BY id",
-            [ids],
-        ).fetchall()
-
+    if prices is not None:
+        refresh_teacher_costs(warehouse, prices, teacher_models)
     return {
-        row[0]: Usage(int(row[1]), int(row[2]), float(row[3] or 0.0))
-        for row in warehouse.read(read)
-        if row[1] is not None and row[2] is not None
+        interaction_id: Usage(
+            int(c.prompt_tokens),
+            int(c.completion_tokens),
+            float(c.latency_ms or 0.0),
+            c.teacher_usd,
+            c.token_method or "usage",
+            c.model,
+        )
+        for interaction_id, c in request_costs(warehouse, ids).items()
+        if c.prompt_tokens is not None and c.completion_tokens is not None
     }
 
 

@@ -39,17 +39,20 @@ def request_rows(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     student_cost = student_per_request(con)
     raw = con.execute(
         "SELECT workload_id, CAST(coalesce(ts, ingested_at) AS DATE), source, "
-        "json_extract_string(metadata, '$.served_by'), prompt_tokens, completion_tokens, cost_usd, "
+        "json_extract_string(metadata, '$.served_by'), model, prompt_tokens, completion_tokens, cost_usd, "
         "CAST(json_extract(metadata, '$.shadow_cost_usd') AS DOUBLE) FROM interactions"
     ).fetchall()
     rows = []
-    for workload, day, source, served_by, prompt, completion, cost, shadow in raw:
-        teacher_price = prices.cost(TEACHERS[workload], prompt, completion)
+    for workload, day, source, served_by, model, prompt, completion, cost, shadow in raw:
         kind = (served_by or "teacher") if source == "spool" else "production"
-        if kind == "student":
-            teacher, served = teacher_price, cost if cost is not None else student_cost[workload]
-        else:
-            teacher = served = cost if cost is not None else teacher_price
+        if kind == "student":  # what the workload's teacher would have charged
+            teacher = prices.cost(TEACHERS[workload], prompt, completion)
+            served = cost if cost is not None else student_cost[workload]
+        else:  # what the answering model charged: its catalog price, else its logged cost, else unknown
+            own = prices.cost(model, prompt, completion)
+            teacher = served = own if own is not None else cost
+        if teacher is None or served is None:
+            teacher = served = shadow = 0.0  # unpriced: counted as a request, adds nothing to any sum
         served += shadow or 0.0
         rows.append(
             {

@@ -75,6 +75,9 @@ def test_costs_page_ledger_equals_independent_sql(on_fixture: Path) -> None:
     (total,) = _raw(on_fixture, "SELECT sum(usd) FROM cost_ledger")[0]
     assert spent == pytest.approx(total + 360 * 0.10 / 3600 + 60 * 0.10 / 3600)  # + unledgered training
     assert any("break_even_day: the first day" in m.value for m in app.markdown)  # the definitions
+    unpriced = [w.value for w in app.warning]  # the fixture's one call to a model the catalog lacks
+    assert len(unpriced) == 1 and "1 request to 'mystery-model' has no price" in unpriced[0]
+    assert 'prices: {"mystery-model": {"input":' in unpriced[0]
 
 
 def test_workload_page_shows_the_workloads_own_rows(on_fixture: Path) -> None:

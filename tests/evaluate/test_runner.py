@@ -5,6 +5,7 @@ import json
 import pytest
 
 from flywheel.config import WorkloadConfig
+from flywheel.costs.tokens import tiktoken_encoding
 from flywheel.evaluate.hardware import cost_per_1k_requests, hardware_profiles, hardware_usd_per_hour
 from flywheel.evaluate.runner import ReplayPredictor, Usage, evaluate_predictors, resolve_reference
 from flywheel.pricing import Price, PriceCatalog
@@ -77,12 +78,21 @@ def test_unpriced_teacher_cost_is_unknown_not_free() -> None:
     assert result.models["no-model"].cost_basis == "unknown"
 
 
-def test_replay_without_usage_estimates_tokens() -> None:
+def test_replay_without_usage_counts_the_example_with_the_teachers_tokenizer() -> None:
     example = label_examples({"billing": 1})[0]
-    [prediction] = ReplayPredictor().predict([example])
+    unknown = ReplayPredictor()  # no model: the labelled chars/4 estimate, chat framing included
+    [prediction] = unknown.predict([example])
     assert prediction.message == example.target
-    assert prediction.prompt_tokens == len("ticket about billing number 0") // 4
-    assert prediction.completion_tokens >= 1
+    text = "ticket about billing number 0"
+    assert prediction.prompt_tokens == 3 + 3 + 1 + -(-len(text) // 4)  # framing, reply, "user", text
+    assert prediction.completion_tokens == 2  # "billing"
+    assert unknown.token_methods == {"estimate:chars/4": 1}
+    gpt = ReplayPredictor(model="gpt-4o-mini")
+    [prediction] = gpt.predict([example])
+    encoding = tiktoken_encoding("o200k_base")
+    assert prediction.prompt_tokens == 3 + 3 + 1 + len(encoding.encode(text))
+    assert prediction.completion_tokens == len(encoding.encode("billing"))
+    assert gpt.token_methods == {"tiktoken:o200k_base": 1}
 
 
 def test_student_cost_from_hardware_rate_and_measured_throughput() -> None:
