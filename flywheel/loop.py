@@ -91,6 +91,16 @@ def ingest_stage(loop: Loop, workload_id: str, progress: Progress = None) -> dic
     return report.as_dict() | {"workload_id": workload_id}
 
 
+def sync_served(loop: Loop) -> dict[str, int]:
+    """Every call `flywheel serve` answered, into the money views (served_calls), without an ingest."""
+    from flywheel.costs.served import sync_served_calls
+    from flywheel.serve.settings import ServeConfig, spool_dir
+
+    return sync_served_calls(
+        loop.warehouse, spool_dir(loop.config.serve or ServeConfig(), loop.home)
+    ).as_dict()
+
+
 def _spool_files(loop: Loop) -> list[Path]:
     """What `flywheel serve` captured (hidden files, like its write-ahead log, are not traffic)."""
     from flywheel.serve.settings import ServeConfig, spool_dir
@@ -360,5 +370,6 @@ def costs_stage(loop: Loop, workload_id: str, hardware: str = "cpu-2core") -> di
 
     teachers = {w.id: loop.config.teacher_for(w.id).model for w in loop.config.workloads}
     profile = hardware_profile(hardware)
+    sync_served(loop)
     record_assumptions(loop.warehouse, loop.prices, serving=profile, teacher_models=teachers)
     return savings_report(loop.warehouse, workload_id)

@@ -70,6 +70,14 @@ class CliState:
     def prices(self) -> PriceCatalog:
         return PriceCatalog.load(self.config.prices if self.config else None)
 
+    def sync_served(self) -> dict[str, int]:
+        """Read what `flywheel serve` answered since the last look into the money views (no ingest)."""
+        from flywheel.costs.served import sync_served_calls
+        from flywheel.serve.settings import ServeConfig, spool_dir
+
+        serve = (self.config.serve if self.config else None) or ServeConfig()
+        return sync_served_calls(self.warehouse(), spool_dir(serve, self.home)).as_dict()
+
     def teacher_models(self) -> dict[str, str]:
         """workload -> its configured teacher model (empty without a config)."""
         config = self.config

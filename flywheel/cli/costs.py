@@ -43,6 +43,7 @@ def costs(
     cli = state(ctx)
     with guarded(as_json):
         warehouse = cli.warehouse()
+        cli.sync_served()  # what `flywheel serve` answered counts at once, even before any ingest
         if not warehouse.path.exists():
             raise FileNotFoundError(
                 f"{warehouse.path}: no warehouse yet (run `flywheel demo` or `flywheel ingest`)"
@@ -114,6 +115,7 @@ def _record(
         training = hardware_profile(training_hardware) if training_hardware else serving
     except ValueError as exc:
         fail(as_json, str(exc), code=2)
+    cli.sync_served()
     return record_assumptions(
         cli.warehouse(),
         cli.prices(),

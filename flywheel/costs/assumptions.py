@@ -21,14 +21,14 @@ from flywheel.records import utcnow
 from flywheel.store.db import Warehouse
 
 WORKLOADS_SQL = """
-SELECT workload_id FROM interactions
+SELECT workload_id FROM v_traffic
 UNION SELECT workload_id FROM models
 UNION SELECT workload_id FROM cost_ledger WHERE workload_id IS NOT NULL
 ORDER BY 1
 """
 # Models the traffic was answered by, most used first: the first priced one is the teacher.
 TEACHER_MODELS_SQL = """
-SELECT workload_id, model, count(*) AS n FROM interactions
+SELECT workload_id, model, count(*) AS n FROM v_traffic
 WHERE model IS NOT NULL AND coalesce(metadata->>'served_by', 'teacher') <> 'student'
 GROUP BY ALL ORDER BY workload_id, n DESC, model
 """

@@ -34,7 +34,7 @@ COUNT_BATCH = 2_000  # interactions counted per read/write round: writers hold t
 ERROR_METHOD = "error"  # a failed call: not billed, 0 tokens
 PENDING_SQL = """
 SELECT i.id, i.workload_id, i.model, i.status, i.request, i.response
-FROM interactions i
+FROM v_traffic i
 WHERE (i.prompt_tokens IS NULL OR i.completion_tokens IS NULL)
   AND NOT EXISTS (SELECT 1 FROM token_counts t WHERE t.id = i.id)
 LIMIT ?
@@ -146,7 +146,7 @@ def count_call(
 
 def write_model_prices(con: duckdb.DuckDBPyConnection, prices: PriceCatalog, extra: Iterable[str]) -> int:
     """Replace model_prices with every model in traffic (and `extra`) resolved against `prices`."""
-    sql = "SELECT DISTINCT model FROM interactions WHERE model IS NOT NULL"
+    sql = "SELECT DISTINCT model FROM v_traffic WHERE model IS NOT NULL"
     seen = [row[0] for row in con.execute(sql).fetchall()]
     models = list(dict.fromkeys([*seen, *(m for m in extra if m)]))
     now = utcnow()

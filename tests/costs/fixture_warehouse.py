@@ -341,13 +341,32 @@ def insert_rows(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict[str,
     con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM batch")
 
 
+SERVED_COLUMNS = (
+    "workload_id", "client_id", "ts", "model", "status", "request", "response", "prompt_tokens",
+    "completion_tokens", "latency_ms", "cost_usd", "metadata",
+)  # fmt: skip
+
+
+def served_call(row: dict[str, Any]) -> dict[str, Any]:
+    """A call `flywheel serve` answered, as the spool sync stores it (one row per call)."""
+    return {
+        "id": f"served:{row['id']}",
+        "request_id": row["id"],
+        **{key: row[key] for key in SERVED_COLUMNS},
+        "spool_ref": f"spool-fixture.jsonl:{row['id']}",
+        "synced_at": row["ingested_at"],
+    }
+
+
 def build_fixture_warehouse(path: Path) -> Warehouse:
     """Create the warehouse at `path`, fill it and record the cost assumptions (cpu-2core)."""
     prices = PriceCatalog.load()
     warehouse = Warehouse(path)
     evaluations, eval_runs = evaluation_rows()
+    traffic = support_traffic(prices) + orders_traffic(prices)
     tables = {
-        "interactions": support_traffic(prices) + orders_traffic(prices),
+        "interactions": [row for row in traffic if row["source"] != "spool"],
+        "served_calls": [served_call(row) for row in traffic if row["source"] == "spool"],
         "cost_ledger": ledger_rows(),
         "models": model_rows(),
         "evaluations": evaluations,

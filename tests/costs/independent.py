@@ -40,7 +40,11 @@ def request_rows(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     raw = con.execute(
         "SELECT workload_id, CAST(coalesce(ts, ingested_at) AS DATE), source, "
         "json_extract_string(metadata, '$.served_by'), model, prompt_tokens, completion_tokens, cost_usd, "
-        "CAST(json_extract(metadata, '$.shadow_cost_usd') AS DOUBLE) FROM interactions"
+        "CAST(json_extract(metadata, '$.shadow_cost_usd') AS DOUBLE) FROM interactions "
+        "WHERE source <> 'spool' UNION ALL "
+        "SELECT workload_id, CAST(coalesce(ts, synced_at) AS DATE), 'spool', "
+        "json_extract_string(metadata, '$.served_by'), model, prompt_tokens, completion_tokens, cost_usd, "
+        "CAST(json_extract(metadata, '$.shadow_cost_usd') AS DOUBLE) FROM served_calls"
     ).fetchall()
     rows = []
     for workload, day, source, served_by, model, prompt, completion, cost, shadow in raw:

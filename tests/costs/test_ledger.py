@@ -19,6 +19,7 @@ from tests.costs.fixture_warehouse import (
     V2_TRAIN_SECONDS,
     _interaction,
     insert_rows,
+    served_call,
 )
 
 MONEY = {"abs": 2e-6}  # the report rounds to micro-dollars
@@ -108,7 +109,8 @@ def test_served_traffic_without_a_catalog_price_uses_the_workloads_logged_rate(t
     meta = orjson.dumps({"served_by": "student"}).decode()
     served = _interaction("chat", 1, datetime(2026, 2, 2), model="chat/s/v1", source="spool", metadata=meta)
     served |= {"prompt_tokens": 400, "completion_tokens": 100, "cost_usd": 0.0001}
-    warehouse.write(lambda con: insert_rows(con, "interactions", [production, served]))
+    warehouse.write(lambda con: insert_rows(con, "interactions", [production]))
+    warehouse.write(lambda con: insert_rows(con, "served_calls", [served_call(served)]))
     record_assumptions(warehouse, PriceCatalog.load(), serving=hardware_profile("cpu-2core"))
     chat = savings_report(warehouse)["workloads"]["chat"]
     assert chat["teacher_usd"] == pytest.approx(0.002 + 500 * 2e-6)

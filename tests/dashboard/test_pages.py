@@ -35,10 +35,12 @@ def test_overview_headline_equals_independent_sql(on_fixture: Path) -> None:
     expected = independent.expected_summary(duckdb.connect(str(on_fixture), read_only=True))
     teacher = sum(w["teacher_usd"] for w in expected.values())
     saved = sum(w["saved_usd"] for w in expected.values())
+    # served calls live in served_calls (one row per call), the rest of the traffic in interactions
     students, requests = _raw(
         on_fixture,
-        "SELECT count(*) FILTER (WHERE source = 'spool' AND metadata->>'served_by' = 'student'), count(*) "
-        "FROM interactions",
+        "SELECT (SELECT count(*) FROM served_calls WHERE metadata->>'served_by' = 'student'), "
+        "(SELECT count(*) FROM interactions WHERE source <> 'spool') "
+        "+ (SELECT count(*) FROM served_calls)",
     )[0]
     shown = {metric.label: metric.value for metric in app.metric}
     assert shown == {
@@ -83,18 +85,18 @@ def test_costs_page_ledger_equals_independent_sql(on_fixture: Path) -> None:
 def test_workload_page_shows_the_workloads_own_rows(on_fixture: Path) -> None:
     app = run_page("workload", workload=SUPPORT)
     funnel = figure(app, "Data funnel")["data"][0]
-    (logged, ok) = _raw(
+    (logged, ingested, ok) = _raw(
         on_fixture,
-        "SELECT count(*) + (SELECT count(*) FROM quarantine WHERE workload_id = ?), "
+        "SELECT count(*) + (SELECT count(*) FROM quarantine WHERE workload_id = ?), count(*), "
         "count(*) FILTER (status = 'ok') FROM interactions WHERE workload_id = ?",
         [SUPPORT, SUPPORT],
     )[0]
-    assert values(funnel["x"])[:3] == [logged, 700, ok] and funnel["y"][-2:] == ["curated", "labeled"]
+    assert values(funnel["x"])[:3] == [logged, ingested, ok] and funnel["y"][-2:] == ["curated", "labeled"]
     reasons = figure(app, "Fallback reasons")["data"][0]
     raw = dict(
         _raw(
             on_fixture,
-            "SELECT metadata->>'fallback_reason', count(*) FROM interactions "
+            "SELECT metadata->>'fallback_reason', count(*) FROM served_calls "
             "WHERE workload_id = ? AND metadata->>'served_by' = 'teacher' GROUP BY ALL",
             [SUPPORT],
         )

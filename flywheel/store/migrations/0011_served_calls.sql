@@ -1,0 +1,107 @@
+-- Served traffic is counted where it happens: every call `flywheel serve` answered (student,
+-- fallback, shadowed), read from the serve spool by `flywheel costs`/`stats` (flywheel/costs/served.py),
+-- one row per call: identical repeated calls each count (dedup is for training data, never for money).
+-- The money views read `v_traffic`: production traffic from interactions, served traffic from
+-- served_calls (spool lines ingested into interactions stay training data only).
+
+CREATE TABLE served_calls (
+    id                VARCHAR PRIMARY KEY,   -- 'served:' || the call's request id
+    request_id        VARCHAR NOT NULL,
+    workload_id       VARCHAR NOT NULL,
+    client_id         VARCHAR,
+    ts                TIMESTAMP,
+    model             VARCHAR,               -- who answered: the student's model id or the teacher's model
+    status            VARCHAR NOT NULL,      -- ok | error (a refused call is not billed)
+    request           JSON NOT NULL,         -- as the application sent it: what the teacher would have read
+    response          JSON NOT NULL,         -- {"message": ...} or {"error": ...}
+    prompt_tokens     INTEGER,               -- the teacher's usage when it answered; NULL: counted (token_counts)
+    completion_tokens INTEGER,
+    latency_ms        DOUBLE,
+    cost_usd          DOUBLE,                -- what answering cost: student compute, or the teacher's bill
+    metadata          JSON,                  -- served_by, route, fallback_reason, shadow_cost_usd
+    spool_ref         VARCHAR NOT NULL,      -- file:line
+    synced_at         TIMESTAMP NOT NULL
+);
+
+-- Spool files already read (append-only files: one whose size and mtime did not change is skipped).
+CREATE TABLE served_spool_files (
+    path      VARCHAR PRIMARY KEY,
+    size      BIGINT NOT NULL,
+    mtime     DOUBLE NOT NULL,
+    lines     BIGINT NOT NULL,
+    synced_at TIMESTAMP NOT NULL
+);
+
+CREATE VIEW v_traffic AS
+SELECT id, workload_id, client_id, source, model, status, latency_ms, cost_usd, ts, ingested_at, metadata,
+       prompt_tokens, completion_tokens, request, response
+FROM interactions WHERE source <> 'spool'
+UNION ALL
+SELECT id, workload_id, client_id, 'spool' AS source, model, status, latency_ms, cost_usd, ts,
+       synced_at AS ingested_at, metadata, prompt_tokens, completion_tokens, request, response
+FROM served_calls;
+
+CREATE OR REPLACE VIEW v_request_costs AS
+WITH tokens AS (   -- as v_interaction_tokens, with the columns pricing needs
+    SELECT i.*,
+           coalesce(i.prompt_tokens, c.prompt_tokens) AS tokens_in,
+           coalesce(i.completion_tokens, c.completion_tokens) AS tokens_out,
+           CASE WHEN i.prompt_tokens IS NOT NULL AND i.completion_tokens IS NOT NULL THEN 'usage'
+                ELSE c.method END AS token_method
+    FROM v_traffic i LEFT JOIN token_counts c ON c.id = i.id
+),
+blended AS (   -- fallback teacher rate when the teacher model has no catalog price: logged USD over
+               -- logged usage (before 0008, ingestion wrote $0 for calls without usage)
+    SELECT workload_id, sum(cost_usd) / nullif(sum(prompt_tokens + completion_tokens), 0) AS usd_per_token
+    FROM tokens
+    WHERE cost_usd IS NOT NULL AND token_method = 'usage'
+      AND coalesce(metadata->>'served_by', 'teacher') <> 'student'
+    GROUP BY workload_id
+),
+priced AS (
+    SELECT t.id, t.workload_id, t.source, t.model, t.status, t.latency_ms, t.cost_usd,
+           t.tokens_in AS prompt_tokens, t.tokens_out AS completion_tokens, t.token_method,
+           CAST(coalesce(t.ts, t.ingested_at) AS DATE) AS day,
+           CASE WHEN t.source = 'spool' THEN coalesce(t.metadata->>'served_by', 'teacher')
+                ELSE 'production' END AS served_by,
+           CASE WHEN t.source = 'spool' AND t.metadata->>'served_by' = 'teacher'
+                THEN coalesce(t.metadata->>'fallback_reason', 'unspecified') END AS fallback_reason,
+           (t.tokens_in * m.input_per_1m + t.tokens_out * m.output_per_1m) / 1e6 AS model_price_usd,
+           m.price_key,
+           (t.tokens_in * a.teacher_input_per_1m + t.tokens_out * a.teacher_output_per_1m) / 1e6
+               AS teacher_price_usd,
+           (t.tokens_in + t.tokens_out) * b.usd_per_token AS blended_usd,
+           a.student_usd_per_1k / 1000 AS student_estimate_usd,
+           -- a shadowed call also paid the teacher in the background (quality monitoring)
+           CASE WHEN t.source = 'spool'
+                THEN coalesce(TRY_CAST(t.metadata->>'shadow_cost_usd' AS DOUBLE), 0) ELSE 0 END AS shadow_usd
+    FROM tokens t
+    LEFT JOIN model_prices m ON m.model = t.model
+    LEFT JOIN cost_assumptions a ON a.workload_id = t.workload_id
+    LEFT JOIN blended b ON b.workload_id = t.workload_id
+),
+costed AS (
+    SELECT *,
+           CASE WHEN served_by = 'student' THEN coalesce(teacher_price_usd, blended_usd)
+                ELSE coalesce(model_price_usd, cost_usd) END AS teacher_usd,
+           CASE WHEN served_by = 'student' THEN
+                    CASE WHEN teacher_price_usd IS NOT NULL THEN 'teacher_catalog'
+                         WHEN blended_usd IS NOT NULL THEN 'logged_rate' END
+                WHEN model_price_usd IS NOT NULL THEN 'catalog'
+                WHEN cost_usd IS NOT NULL THEN 'logged' END AS price_basis
+    FROM priced
+)
+SELECT id, workload_id, day, source, served_by, fallback_reason, model, status, latency_ms, shadow_usd,
+       teacher_usd,
+       CASE WHEN served_by = 'student' THEN coalesce(cost_usd, student_estimate_usd)
+            ELSE teacher_usd END + shadow_usd AS served_usd,
+       prompt_tokens, completion_tokens, token_method, price_key, price_basis
+FROM costed;
+
+CREATE OR REPLACE VIEW v_unpriced_models AS
+SELECT i.workload_id, i.model, count(*) AS requests
+FROM v_traffic i
+LEFT JOIN model_prices m ON m.model = i.model
+WHERE i.model IS NOT NULL AND m.input_per_1m IS NULL
+  AND coalesce(i.metadata->>'served_by', 'teacher') <> 'student'
+GROUP BY ALL;
