@@ -72,3 +72,10 @@ def evaluate_task(config: str, home: str | None, workload: str) -> dict[str, Any
 @task(name="costs", retries=2, retry_delay_seconds=RETRY_DELAYS)
 def costs_task(config: str, home: str | None, workload: str) -> dict[str, Any]:
     return stages.costs_stage(stages.Loop.open(config, home), workload)
+
+
+@task(
+    name="serve-demo-day", retries=1, retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=_retry_if_transient
+)
+def serve_demo_day_task(config: str, home: str | None, seed: int, size: int) -> dict[str, Any]:
+    return stages.demo_serving_stage(stages.Loop.open(config, home), seed, size)

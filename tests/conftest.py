@@ -46,3 +46,13 @@ def write_jsonl(path: Path, records: list[dict | bytes]) -> Path:
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
     return tmp_path / "home"
+
+
+@pytest.fixture(scope="session")
+def demo_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small set of demo traffic (three workloads), written once per test session."""
+    from flywheel.demo import generate_demo_traffic
+
+    out = tmp_path_factory.mktemp("demo")
+    generate_demo_traffic(out, seed=5, size=260)
+    return out

@@ -90,6 +90,7 @@ def demo(
         result = demo_flow(str(home), seed, size)
     workloads = {w: _short(turn) for w, turn in result["workloads"].items()}
     payload = {"seconds": round(time.monotonic() - started, 1), "home": str(home), "workloads": workloads}
+    payload["served"] = result.get("served")
     emit(as_json, payload | {"turns": result["workloads"]}, lambda: _render(payload, result["config"]))
 
 
@@ -148,6 +149,8 @@ def _render(payload: dict[str, Any], config: str | None = None) -> None:
                 else ""
             )
             out.print(f"{workload}: gate target {s['target']}{more}", highlight=False)
+    if payload.get("served"):
+        _render_served(payload["served"])
     if config:
         home = payload.get("home")
         out.print(f"\nconfig: {config}\nwarehouse and models: {home}")
@@ -165,3 +168,33 @@ def _score(value: float | None, ci: list[float | None] | None) -> str:
     if ci and None not in ci:
         return f"{value:.3f} ({ci[0]:.3f}-{ci[1]:.3f})"
     return f"{value:.3f}"
+
+
+def _render_served(served: dict[str, Any]) -> None:
+    """The demo's served day: who answered, and what the traffic cost against the teacher alone."""
+    title = f"a day of fresh traffic through `flywheel serve` ({served['served']:,} calls); ledger to date"
+    table = Table(title=title)
+    for column in ("workload", "calls", "on student", "fallbacks", "teacher alone", "actual", "saved"):
+        table.add_column(column, justify="left" if column == "workload" else "right")
+    for workload, row in (served.get("ledger") or {}).items():
+        requests = row.get("served_requests") or 0
+        table.add_row(
+            workload,
+            _n(requests),
+            _share(row.get("student_requests"), requests),
+            _share(row.get("fallback_requests"), requests),
+            _usd(row.get("teacher_usd")),
+            _usd(row.get("actual_usd")),
+            _usd(row.get("saved_usd")),
+        )
+    out.print(table)
+
+
+def _share(part: Any, whole: Any) -> str:
+    return f"{part / whole:.0%}" if part is not None and whole else "-"
+
+
+def _usd(value: Any) -> str:
+    if value is None:
+        return "-"
+    return f"${value:,.4f}" if abs(value) < 1 else f"${value:,.2f}"

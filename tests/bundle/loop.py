@@ -15,6 +15,8 @@ import httpx
 import orjson
 import yaml
 
+from flywheel.config import load_config
+from flywheel.demo import demo_config_path
 from flywheel.evaluate.workflow import EvaluationReport
 from flywheel.loop import Loop, curate_stage, evaluate_stage, ingest_stage, train_stage
 from flywheel.serve.app import make_app
@@ -92,3 +94,13 @@ def serve(loop: Loop, payloads: list[dict[str, Any]], **serve_options: Any) -> l
 def content(response: httpx.Response) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     return response.json()["choices"][0]["message"]
+
+
+def demo_workload(workload_id: str, logs: Path, student: dict[str, Any]) -> dict[str, Any]:
+    workload = (
+        load_config(demo_config_path()).workload(workload_id).model_dump(mode="json", exclude_none=True)
+    )
+    workload["sources"] = [{"path": str(logs / f"{workload_id}.jsonl"), "format": "openai"}]
+    workload["students"] = [student]
+    workload["gate"] = {"min_agreement": 0.0, "min_cost_reduction": 0.0, "min_format_validity": 0.0}
+    return workload

@@ -18,11 +18,9 @@ import pytest
 
 from flywheel.answers import AnswerSpec, read_message
 from flywheel.bundle import read_bundle
-from flywheel.config import load_config
-from flywheel.demo import demo_config_path, generate_demo_traffic
 from flywheel.recipes import default_data
 from flywheel.records import message_text
-from tests.bundle.loop import content, logged_requests, run_turn, serve, write_config
+from tests.bundle.loop import content, demo_workload, logged_requests, run_turn, serve, write_config
 
 pytestmark = pytest.mark.slow
 BANKING = default_data("banking77")
@@ -113,23 +111,6 @@ def test_long_static_prompt_and_wrapped_labels_served_as_evaluated(tmp_path: Pat
     assert agreement >= 0.6, f"agreement {agreement:.3f} (a constant answer scores 1/{INTENTS})"
     assert len(Counter(served[i]["content"] for i in ids)) >= INTENTS // 2
     assert reported is not None
-
-
-@pytest.fixture(scope="module")
-def demo_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("demo")
-    generate_demo_traffic(out, seed=5, size=260)
-    return out
-
-
-def demo_workload(workload_id: str, logs: Path, student: dict[str, Any]) -> dict[str, Any]:
-    workload = (
-        load_config(demo_config_path()).workload(workload_id).model_dump(mode="json", exclude_none=True)
-    )
-    workload["sources"] = [{"path": str(logs / f"{workload_id}.jsonl"), "format": "openai"}]
-    workload["students"] = [student]
-    workload["gate"] = {"min_agreement": 0.0, "min_cost_reduction": 0.0, "min_format_validity": 0.0}
-    return workload
 
 
 @pytest.mark.parametrize(
