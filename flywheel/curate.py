@@ -34,6 +34,8 @@ from flywheel.quality.pool import (
     cap_pool,
     distribution_report,
     mark_duplicates,
+    production_counts,
+    production_report,
     reject_eval_neighbours,
     slice_stat_rows,
 )
@@ -66,6 +68,7 @@ class CurationReport:
     pii: dict[str, int] = field(default_factory=dict)
     pii_out: dict[str, int] = field(default_factory=dict)
     dedup: dict[str, int] = field(default_factory=dict)
+    dedup_calibration: list[dict[str, Any]] = field(default_factory=list)  # pairs nearest the threshold
     slices: dict[str, Any] = field(default_factory=dict)
     clients: dict[str, Any] = field(default_factory=dict)
     tokens_per_example: dict[str, float] = field(default_factory=dict)
@@ -150,7 +153,7 @@ def curate_workload(
     timer.lap("prune_scrub_check")
     quality = _run_expectations(rows, workload, state.validated_batches) if config.expectations else []
     timer.lap("expectations")
-    report.dedup = mark_duplicates(rows, workload)
+    report.dedup, report.dedup_calibration = mark_duplicates(rows, workload)
     timer.lap("dedup")
     candidates = [row for row in rows if row.kept]
     topic_terms = assign_slices(candidates, workload)
@@ -158,7 +161,8 @@ def curate_workload(
     eval_groups = {row.dup_group for row in candidates if row.split == "eval" and row.dup_group}
     pool = [row for row in candidates if row.split != "eval"]
     report.dedup["near_duplicate_of_eval"] = reject_eval_neighbours(pool, eval_groups)
-    slice_stats = _split_pool([row for row in pool if row.kept], workload, report)
+    production = production_counts(rows, workload)
+    slice_stats = _split_pool([row for row in pool if row.kept], workload, report, production)
     snapshot_rows = eval_rows + [_snapshot_row(row, workload.id) for row in pool if row.kept]
     _summarize(report, rows, snapshot_rows, template, quality, state, topic_terms)
     _summarize_feedback(report, rows, config.feedback)
@@ -274,11 +278,11 @@ def _family(row: CurationRow) -> str:
 
 
 def _split_pool(
-    pool: list[CurationRow], workload: WorkloadConfig, report: CurationReport
+    pool: list[CurationRow], workload: WorkloadConfig, report: CurationReport, production: dict[str, int]
 ) -> list[dict[str, Any]]:
     """Cap the training pool, split what is left into train/val; returns the slice_stats rows."""
     config = workload.curation
-    before, after = cap_pool(pool, workload)
+    before, after = cap_pool(pool, workload, production)
     kept = [row for row in pool if row.kept]
     items = [
         SplitItem(row.interaction_id, row.slice or UNKNOWN, row.dup_group or row.interaction_id)
@@ -289,6 +293,7 @@ def _split_pool(
         row.split = splits[row.interaction_id]
     kind = SLICE_KIND[workload.task]
     report.slices = distribution_report(kind, before["slice"], after["slice"], config.min_slice_count)
+    report.slices |= production_report(production, after["slice"], config.cap_below_production_share)
     report.clients = distribution_report("client", before["client"], after["client"], None)
     return slice_stat_rows(before, after, workload)
 
