@@ -42,7 +42,7 @@ from flywheel.quality.pool import (
 from flywheel.quality.pruning import PromptTemplate, find_template
 from flywheel.quality.rows import CurationRow, prepare_rows
 from flywheel.quality.store import CurationState, read_state, write_results
-from flywheel.records import Example, utcnow
+from flywheel.records import Example, message_text, utcnow
 from flywheel.store.db import Warehouse
 
 ProgressFn = Callable[[int], None]
@@ -73,6 +73,7 @@ class CurationReport:
     clients: dict[str, Any] = field(default_factory=dict)
     tokens_per_example: dict[str, float] = field(default_factory=dict)
     template: dict[str, Any] | None = None
+    label_proposal: dict[str, Any] | None = None  # classification without `labels`: the inferred set
     expectations: dict[str, int] = field(default_factory=dict)
     quarantined_at_ingest: int = 0
     export_path: str | None = None
@@ -147,6 +148,7 @@ def curate_workload(
         )
     report = CurationReport(f"cur-{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}", workload.id)
     rows = state.rows
+    report.label_proposal = propose_labels(rows, workload)
     timer.lap("read")
     template = _template(rows, workload) if config.prune_prompts else None
     prepare_rows(rows, workload, template, build_patterns(config.pii_types, config.pii_patterns), progress)
@@ -193,6 +195,23 @@ def _template(rows: list[CurationRow], workload: WorkloadConfig) -> PromptTempla
         min_coverage=config.min_template_coverage,
         min_static_tokens=config.min_static_tokens,
     )
+
+
+def propose_labels(rows: list[CurationRow], workload: WorkloadConfig) -> dict[str, Any] | None:
+    """For a classification workload without `labels`: the label set (with counts) and label parser
+    inferred from the logged answers. A proposal only: curation, evaluation and serving all read
+    answers under the configured contract until the config says otherwise."""
+    if workload.task != "classification" or workload.labels:
+        return None
+    from flywheel.answers import AnswerSpec
+    from flywheel.infer import infer_labels
+
+    answers = [
+        message_text(row.response["message"])
+        for row in rows
+        if row.status == "ok" and isinstance(row.response.get("message"), dict)
+    ]
+    return infer_labels(answers, AnswerSpec.of(workload).parser).as_dict()
 
 
 def _run_expectations(rows: list[CurationRow], workload: WorkloadConfig, validated: set[str]) -> list[Any]:

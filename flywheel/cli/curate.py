@@ -81,6 +81,12 @@ def _render_curation(result: dict[str, Any]) -> None:
         )
     if result["export_path"]:
         out.print(f"export: {result['export_path']}")
+    proposal = result.get("label_proposal")
+    if proposal:
+        counts = ", ".join(f"{k}={v}" for k, v in proposal["labels"].items())
+        out.print(f"[yellow]no labels configured;[/] proposed from the answers: {counts}")
+        if proposal["label_parser"]:
+            out.print(f"  label_parser ({proposal['wrapping']}): {proposal['label_parser']}")
 
 
 @app.command()
