@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from flywheel.config import WorkloadConfig
 from flywheel.quality.dedup import duplicate_groups, jaccard, shingles
 from flywheel.quality.pool import cap_pool, mark_duplicates, production_counts, production_report
@@ -113,3 +115,42 @@ def test_slice_cap_keeps_a_slice_at_its_production_share_unless_told() -> None:
     said = production_report(production, cut["slice"], capped_below=True)
     assert said["below_production_share"]["none"]["production_share"] == 0.53
     assert "'none'" in said["warnings"][0] and "53.0% of the traffic" in said["warnings"][0]
+
+
+def test_curate_without_labels_proposes_them_and_keeps_the_gold_of_a_duplicate(tmp_path: Path) -> None:
+    from flywheel.curate import curate_workload
+    from flywheel.ingest import ingest_paths
+    from flywheel.store.db import Warehouse
+    from tests.conftest import chat_record, write_jsonl
+
+    records = []
+    for i, headline in enumerate(HEADLINES):
+        record = chat_record(
+            i, "[[[[downgrade]]]]" if "Downgrades" in headline else "[[[[other]]]]", client_id=f"c{i}"
+        )
+        record["request"] = {
+            "model": "m",
+            "messages": [{"role": "user", "content": TEMPLATE.format(headline)}],
+        }
+        records.append(record)
+    # the repeat, typed in capitals by another client, carries the gold label: a curation duplicate
+    records[-1]["request"]["messages"][0]["content"] = TEMPLATE.format(HEADLINES[-1].upper())
+    records[-1]["metadata"] = {"label": "downgrade"}
+    # the very same call logged again the next day with a thumbs down: an ingest duplicate
+    records.append(
+        {**records[1], "client_id": "late", "timestamp": 1_800_000_000, "feedback": {"thumbs": "down"}}
+    )
+    warehouse = Warehouse(tmp_path / "w.duckdb")
+    ingest_paths(warehouse, [write_jsonl(tmp_path / "logs.jsonl", records)], workload_id="w")
+    curation = {"expectations": False, "export": [], "max_client_share": None, "eval_fraction": 0.0}
+    workload = WorkloadConfig.model_validate({"id": "w", "task": "classification", "curation": curation})
+    report = curate_workload(warehouse, workload, home=tmp_path)
+    proposal = report.label_proposal
+    assert proposal["labels"] == {"other": 15, "downgrade": 8}  # an ingest duplicate is one call
+    assert proposal["wrapping"] == "brackets" and proposal["label_parser"]["regex"]
+    assert report.rejected == {"exact_duplicate": 1, "negative_feedback": 1}  # the thumbs down survived
+    assert report.dedup["gold_merged"] == 1
+    gold = warehouse.read(
+        lambda con: con.execute("SELECT gold FROM snapshot_examples WHERE gold IS NOT NULL").fetchall()
+    )
+    assert gold == [("downgrade",)]
