@@ -154,3 +154,35 @@ def test_curate_without_labels_proposes_them_and_keeps_the_gold_of_a_duplicate(t
         lambda con: con.execute("SELECT gold FROM snapshot_examples WHERE gold IS NOT NULL").fetchall()
     )
     assert gold == [("downgrade",)]
+
+
+def test_flywheel_quality_shows_the_calibration(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from flywheel.cli import app
+    from flywheel.curate import curate_workload
+    from flywheel.ingest import ingest_paths
+    from flywheel.store.db import Warehouse
+    from tests.conftest import chat_record, write_jsonl
+
+    texts = [
+        "where is my parcel, it has not arrived since monday",
+        "where is my parcel, it has not arrived since tuesday",
+        "how do i change the delivery address of my order",
+        "how can i change the delivery adress for my order",
+    ]
+    records = [chat_record(i, "billing") for i in range(len(texts))]
+    for record, text in zip(records, texts, strict=True):
+        record["request"]["messages"][0]["content"] = text
+    warehouse = Warehouse(tmp_path / "home" / "warehouse.duckdb")
+    ingest_paths(warehouse, [write_jsonl(tmp_path / "l.jsonl", records)], workload_id="w")
+    curation = {"expectations": False, "export": [], "eval_fraction": 0.0}
+    workload = WorkloadConfig.model_validate({"id": "w", "task": "classification", "curation": curation})
+    curate_workload(warehouse, workload, home=tmp_path / "home")
+    result = CliRunner().invoke(app, ["--home", str(tmp_path / "home"), "quality", "-w", "w", "--json"])
+    payload = json.loads(result.stdout)
+    pairs = {(p["merged"], p["a"]["input"][:12]) for p in payload["dedup_calibration"]}
+    assert pairs == {(True, "where is my "), (False, "how do i cha")}
+    assert payload["dedup"]["near_duplicate"] == 1
