@@ -164,8 +164,10 @@ class WorkloadConfig(Strict):
 
     @model_validator(mode="after")
     def _task_has_its_contract(self) -> WorkloadConfig:
-        if self.task == "classification" and not self.labels:
-            raise ValueError("a classification workload needs `labels`")
+        # A classification workload without `labels` is allowed: curation proposes the set (and a
+        # label_parser) from the logged answers, and `flywheel init --from LOGS` writes it down.
+        if self.labels is not None and not self.labels:
+            raise ValueError("`labels` is empty: list the labels, or leave the key out to infer them")
         if self.labels is not None and len(set(self.labels)) != len(self.labels):
             raise ValueError("`labels` has duplicates")
         return self

@@ -34,13 +34,15 @@ from flywheel.quality.pool import (
     cap_pool,
     distribution_report,
     mark_duplicates,
+    production_counts,
+    production_report,
     reject_eval_neighbours,
     slice_stat_rows,
 )
 from flywheel.quality.pruning import PromptTemplate, find_template
 from flywheel.quality.rows import CurationRow, prepare_rows
 from flywheel.quality.store import CurationState, read_state, write_results
-from flywheel.records import Example, utcnow
+from flywheel.records import Example, message_text, utcnow
 from flywheel.store.db import Warehouse
 
 ProgressFn = Callable[[int], None]
@@ -66,10 +68,12 @@ class CurationReport:
     pii: dict[str, int] = field(default_factory=dict)
     pii_out: dict[str, int] = field(default_factory=dict)
     dedup: dict[str, int] = field(default_factory=dict)
+    dedup_calibration: list[dict[str, Any]] = field(default_factory=list)  # pairs nearest the threshold
     slices: dict[str, Any] = field(default_factory=dict)
     clients: dict[str, Any] = field(default_factory=dict)
     tokens_per_example: dict[str, float] = field(default_factory=dict)
     template: dict[str, Any] | None = None
+    label_proposal: dict[str, Any] | None = None  # classification without `labels`: the inferred set
     expectations: dict[str, int] = field(default_factory=dict)
     quarantined_at_ingest: int = 0
     export_path: str | None = None
@@ -144,13 +148,14 @@ def curate_workload(
         )
     report = CurationReport(f"cur-{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}", workload.id)
     rows = state.rows
+    report.label_proposal = propose_labels(rows, workload)
     timer.lap("read")
     template = _template(rows, workload) if config.prune_prompts else None
     prepare_rows(rows, workload, template, build_patterns(config.pii_types, config.pii_patterns), progress)
     timer.lap("prune_scrub_check")
     quality = _run_expectations(rows, workload, state.validated_batches) if config.expectations else []
     timer.lap("expectations")
-    report.dedup = mark_duplicates(rows, workload)
+    report.dedup, report.dedup_calibration = mark_duplicates(rows, workload)
     timer.lap("dedup")
     candidates = [row for row in rows if row.kept]
     topic_terms = assign_slices(candidates, workload)
@@ -158,7 +163,8 @@ def curate_workload(
     eval_groups = {row.dup_group for row in candidates if row.split == "eval" and row.dup_group}
     pool = [row for row in candidates if row.split != "eval"]
     report.dedup["near_duplicate_of_eval"] = reject_eval_neighbours(pool, eval_groups)
-    slice_stats = _split_pool([row for row in pool if row.kept], workload, report)
+    production = production_counts(rows, workload)
+    slice_stats = _split_pool([row for row in pool if row.kept], workload, report, production)
     snapshot_rows = eval_rows + [_snapshot_row(row, workload.id) for row in pool if row.kept]
     _summarize(report, rows, snapshot_rows, template, quality, state, topic_terms)
     _summarize_feedback(report, rows, config.feedback)
@@ -189,6 +195,23 @@ def _template(rows: list[CurationRow], workload: WorkloadConfig) -> PromptTempla
         min_coverage=config.min_template_coverage,
         min_static_tokens=config.min_static_tokens,
     )
+
+
+def propose_labels(rows: list[CurationRow], workload: WorkloadConfig) -> dict[str, Any] | None:
+    """For a classification workload without `labels`: the label set (with counts) and label parser
+    inferred from the logged answers. A proposal only: curation, evaluation and serving all read
+    answers under the configured contract until the config says otherwise."""
+    if workload.task != "classification" or workload.labels:
+        return None
+    from flywheel.answers import AnswerSpec
+    from flywheel.infer import infer_labels
+
+    answers = [
+        message_text(row.response["message"])
+        for row in rows
+        if row.status == "ok" and isinstance(row.response.get("message"), dict)
+    ]
+    return infer_labels(answers, AnswerSpec.of(workload).parser).as_dict()
 
 
 def _run_expectations(rows: list[CurationRow], workload: WorkloadConfig, validated: set[str]) -> list[Any]:
@@ -274,11 +297,11 @@ def _family(row: CurationRow) -> str:
 
 
 def _split_pool(
-    pool: list[CurationRow], workload: WorkloadConfig, report: CurationReport
+    pool: list[CurationRow], workload: WorkloadConfig, report: CurationReport, production: dict[str, int]
 ) -> list[dict[str, Any]]:
     """Cap the training pool, split what is left into train/val; returns the slice_stats rows."""
     config = workload.curation
-    before, after = cap_pool(pool, workload)
+    before, after = cap_pool(pool, workload, production)
     kept = [row for row in pool if row.kept]
     items = [
         SplitItem(row.interaction_id, row.slice or UNKNOWN, row.dup_group or row.interaction_id)
@@ -289,6 +312,7 @@ def _split_pool(
         row.split = splits[row.interaction_id]
     kind = SLICE_KIND[workload.task]
     report.slices = distribution_report(kind, before["slice"], after["slice"], config.min_slice_count)
+    report.slices |= production_report(production, after["slice"], config.cap_below_production_share)
     report.clients = distribution_report("client", before["client"], after["client"], None)
     return slice_stat_rows(before, after, workload)
 

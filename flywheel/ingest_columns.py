@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import pyarrow as pa
 
 from flywheel.arrow_columns import column, utf8_strings
@@ -73,6 +74,25 @@ _REQUEST = INTERACTION_SCHEMA.get_field_index("request")
 _RESPONSE = INTERACTION_SCHEMA.get_field_index("response")
 assert _RESPONSE == _REQUEST + 1  # rows are split around the two as row[:_REQUEST] + row[_RESPONSE + 1:]
 _OTHER_FIELDS = [f for i, f in enumerate(INTERACTION_SCHEMA) if i not in (_REQUEST, _RESPONSE)]
+_FEEDBACK = INTERACTION_SCHEMA.get_field_index("feedback")
+_METADATA = INTERACTION_SCHEMA.get_field_index("metadata")
+assert _REQUEST < _FEEDBACK < _METADATA  # their places in the rows kept without request and response
+
+
+def merge_carried(kept: tuple[Any, ...], repeat: Row) -> tuple[Any, ...]:
+    """A kept row (request and response left out) with what a repeat of it carries: its feedback when
+    the kept row has none, and metadata keys the kept row lacks (the kept row's values win)."""
+    feedback, metadata = repeat[_FEEDBACK], repeat[_METADATA]
+    if feedback is None and metadata is None:
+        return kept
+    row = list(kept)
+    at_feedback, at_metadata = _FEEDBACK - 2, _METADATA - 2
+    if row[at_feedback] is None:
+        row[at_feedback] = feedback
+    if metadata is not None:
+        merged = orjson.loads(metadata) | (orjson.loads(row[at_metadata]) if row[at_metadata] else {})
+        row[at_metadata] = orjson.dumps(merged, option=orjson.OPT_NON_STR_KEYS)
+    return tuple(row)
 
 
 class _JsonColumn:
@@ -101,7 +121,7 @@ class ChunkBuilder:
     def _reset(self) -> None:
         self.read = 0
         self._repeated = 0
-        self._seen: set[str] = set()
+        self._seen: dict[str, int] = {}  # id -> its row in self._rows
         self._rows: list[tuple[Any, ...]] = []  # rows without request and response
         self._request = _JsonColumn()
         self._response = _JsonColumn()
@@ -116,10 +136,12 @@ class ChunkBuilder:
                 self._reject(item)
                 return
             item = item.row()
-        if item[0] in self._seen:
+        kept = self._seen.get(item[0])
+        if kept is not None:
             self._repeated += 1
+            self._rows[kept] = merge_carried(self._rows[kept], item)
             return
-        self._seen.add(item[0])
+        self._seen[item[0]] = len(self._rows)
         self._request.append(item[_REQUEST])
         self._response.append(item[_RESPONSE])
         self._rows.append(item[:_REQUEST] + item[_RESPONSE + 1 :])

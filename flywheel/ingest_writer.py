@@ -13,6 +13,12 @@ rather than five together. A statement that ends mid-group leaves a partial grou
 rewrites. Few, large inserts also matter because every insert's anti-join scans the ids already
 stored (on a million stored rows, 16 inserts of 6,300 rows cost three times one of 100,000).
 
+A duplicate is not stored twice, but what it carries is kept: the same call logged by another client
+or on another day may hold the feedback or gold label (`metadata.label`) the stored copy lacks. After
+an insert that skipped stored ids, and for repeats inside the transaction, MERGE_SQL fills in missing
+feedback and adds metadata keys the stored row does not have (stored values win). Ingests without
+duplicates never run it.
+
 While worker processes parse on every core, the writer's DuckDB gets one thread: its own threads
 would only compete with the workers (100k lines on 2 cores: 0.97 s against 1.08 s).
 """
@@ -79,6 +85,7 @@ class ChunkWriter:
         self._batch_size = batch_size
         self._rows: list[pa.Table] = []  # new to this transaction, not inserted yet
         self._quarantine: list[pa.Table] = []
+        self._repeats: list[pa.Table] = []  # repeats inside the transaction that carry feedback/metadata
         self._stack: ExitStack | None = None
         self._con: duckdb.DuckDBPyConnection | None = None
         self._tx = _Transaction()
@@ -96,7 +103,9 @@ class ChunkWriter:
         if chunk.quarantine.num_rows:
             self._sample_problems(chunk.quarantine)
             self._quarantine.append(chunk.quarantine)
-        rows = _unseen(chunk.interactions, tx.seen)
+        rows, repeats = _unseen(chunk.interactions, tx.seen)
+        if repeats is not None:
+            self._repeats.append(repeats)
         if rows.num_rows:
             self._rows.append(rows)
         if tx.lines >= self._batch_size:
@@ -118,7 +127,7 @@ class ChunkWriter:
         if self._stack is not None:
             stack, self._stack, self._con = self._stack, None, None
             stack.__exit__(RuntimeError, RuntimeError("ingest aborted"), None)  # ROLLBACK, close
-        self._rows, self._quarantine, self._tx = [], [], _Transaction()
+        self._rows, self._quarantine, self._repeats, self._tx = [], [], [], _Transaction()
 
     @property
     def _pending_rows(self) -> int:
@@ -149,6 +158,9 @@ class ChunkWriter:
 
     def _flush(self) -> None:
         self._insert(self._pending_rows)
+        if self._repeats:
+            repeats, self._repeats = pa.concat_tables(self._repeats), []
+            _merge_duplicates(self._connection(), repeats)
         if self._quarantine:
             table = pa.concat_tables(self._quarantine)
             self._quarantine = []
@@ -191,29 +203,74 @@ def _whole_groups(offered: int, pending: int) -> int:
     return groups * ROW_GROUP_ROWS + 1 - offered if groups > groups_written else 0
 
 
-def _unseen(rows: pa.Table, seen: set[str]) -> pa.Table:
-    """The rows whose id was not offered earlier in the transaction (ids are unique within a chunk)."""
+def _unseen(rows: pa.Table, seen: set[str]) -> tuple[pa.Table, pa.Table | None]:
+    """The rows whose id was not offered earlier in the transaction (ids are unique within a chunk),
+    and the repeats that carry feedback or metadata (None when there are none)."""
     if not rows.num_rows:
-        return rows
+        return rows, None
     ids = rows.column("id").to_pylist()
+    repeats = None
     if not seen.isdisjoint(ids):
         keep = np.fromiter((i not in seen for i in ids), dtype=np.bool_, count=len(ids))
+        repeats = _carrying(rows.filter(booleans(~keep)))
         rows = rows.filter(booleans(keep))
     seen.update(ids)
-    return rows
+    return rows, repeats
+
+
+def _carrying(rows: pa.Table) -> pa.Table | None:
+    """The rows with feedback or metadata (what a duplicate may add to the stored copy)."""
+    import pyarrow.compute as pc
+
+    mask = pc.or_(pc.is_valid(rows.column("feedback")), pc.is_valid(rows.column("metadata")))
+    carrying = rows.filter(mask)
+    return carrying if carrying.num_rows else None
+
+
+MERGE_SQL = """
+UPDATE interactions AS i SET
+    feedback = coalesce(i.feedback, n.feedback),
+    metadata = CASE WHEN n.metadata IS NULL THEN i.metadata WHEN i.metadata IS NULL THEN n.metadata
+                    ELSE json_merge_patch(n.metadata, i.metadata) END
+FROM (
+    SELECT id,
+           first(feedback::JSON) FILTER (WHERE feedback IS NOT NULL) AS feedback,
+           first(metadata::JSON) FILTER (WHERE metadata IS NOT NULL) AS metadata
+    FROM dup_rows GROUP BY id
+) AS n
+WHERE i.id = n.id
+  AND ((i.feedback IS NULL AND n.feedback IS NOT NULL)
+       OR (n.metadata IS NOT NULL
+           AND (i.metadata IS NULL
+                OR json_merge_patch(n.metadata, i.metadata)::VARCHAR <> i.metadata::VARCHAR)))
+"""
+
+
+def _merge_duplicates(con: Any, rows: pa.Table) -> None:
+    """Fill in the stored copies' missing feedback and metadata keys from duplicate rows."""
+    con.register("dup_rows", rows.select(["id", "feedback", "metadata"]))
+    try:
+        con.execute(MERGE_SQL)
+    finally:
+        con.unregister("dup_rows")
 
 
 def _insert_rows(con: Any, rows: pa.Table, batch_id: str) -> int:
     """Insert the interactions not stored yet; returns how many that was."""
     con.register("new_rows", rows)
     try:
-        return con.execute(
+        inserted = con.execute(
             "INSERT INTO interactions SELECT n.*, ?::VARCHAR AS batch_id, ?::TIMESTAMP AS ingested_at "
             "FROM new_rows n ANTI JOIN interactions i ON i.id = n.id",
             [batch_id, utcnow()],
         ).fetchone()[0]
     finally:
         con.unregister("new_rows")
+    if inserted < rows.num_rows:  # some ids were stored already: keep what those copies carry
+        carrying = _carrying(rows)
+        if carrying is not None:
+            _merge_duplicates(con, carrying)
+    return inserted
 
 
 def _insert_quarantine(con: Any, table: pa.Table, batch_id: str, workload_id: str | None) -> None:

@@ -43,9 +43,11 @@ def test_bad_enum_value_is_explained(tmp_path: Path) -> None:
         load_config(path)
 
 
-def test_classification_needs_labels(tmp_path: Path) -> None:
+def test_classification_labels_may_be_left_to_inference_but_not_empty(tmp_path: Path) -> None:
     path = _write(tmp_path, "workloads:\n  - id: a\n    task: classification\n")
-    with pytest.raises(ConfigError, match="needs `labels`"):
+    assert load_config(path).workload("a").labels is None  # curation proposes them from the answers
+    path = _write(tmp_path, "workloads:\n  - id: a\n    task: classification\n    labels: []\n")
+    with pytest.raises(ConfigError, match=r":2: workloads\[0\]: .*`labels` is empty"):
         load_config(path)
 
 

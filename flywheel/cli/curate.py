@@ -72,6 +72,8 @@ def _render_curation(result: dict[str, Any]) -> None:
             )
         if slices.get("rare"):
             out.print("rare (synthesize more): " + ", ".join(slices["rare"]))
+        for warning in slices.get("warnings", []):
+            out.print(f"[yellow]warning:[/] {warning}")
     tokens = result["tokens_per_example"]
     if tokens:
         out.print(
@@ -79,6 +81,12 @@ def _render_curation(result: dict[str, Any]) -> None:
         )
     if result["export_path"]:
         out.print(f"export: {result['export_path']}")
+    proposal = result.get("label_proposal")
+    if proposal:
+        counts = ", ".join(f"{k}={v}" for k, v in proposal["labels"].items())
+        out.print(f"[yellow]no labels configured;[/] proposed from the answers: {counts}")
+        if proposal["label_parser"]:
+            out.print(f"  label_parser ({proposal['wrapping']}): {proposal['label_parser']}")
 
 
 @app.command()
@@ -132,6 +140,26 @@ def _render_quality(result: dict[str, Any]) -> None:
     rare = [s["slice"] for s in result["slices"] if s["rare"]]
     if rare:
         out.print("rare slices: " + ", ".join(rare))
+    for warning in result.get("slice_warnings", []):
+        out.print(f"[yellow]warning:[/] {warning}")
+    _render_calibration(result.get("dedup", {}), result.get("dedup_calibration", []))
+
+
+def _render_calibration(dedup: dict[str, Any], pairs: list[dict[str, Any]]) -> None:
+    """The near-duplicate pairs nearest the threshold: what moving the threshold would merge or split."""
+    if dedup:
+        out.print("duplicates: " + ", ".join(f"{k}={v}" for k, v in dedup.items()))
+    if not pairs:
+        return
+    table = Table(title=f"near-duplicate calibration (threshold {pairs[0]['threshold']})")
+    for column in ("jaccard", "merged", "why", "a", "b"):
+        table.add_column(column, overflow="fold")
+    for pair in pairs:
+        table.add_row(
+            f"{pair['score']:.3f}", "yes" if pair["merged"] else "no", pair["why"],
+            pair["a"]["input"][:80], pair["b"]["input"][:80],
+        )  # fmt: skip
+    out.print(table)
 
 
 def _render_rejected(result: dict[str, Any]) -> None:

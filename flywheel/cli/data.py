@@ -20,14 +20,63 @@ FORMATS = ["auto", "openai", "openai_batch", "nvidia", "langfuse", "csv", "parqu
 def init(
     path: Path = typer.Argument(Path("flywheel.yaml"), help="Where to write the starter config"),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing file"),
+    from_logs: list[str] = typer.Option(
+        None, "--from", help="Write the config from these logs (files, directories, globs)"
+    ),
+    workload: str | None = typer.Option(
+        None, "--workload", "-w", help="Workload id (default: from the logs)"
+    ),
+    fmt: str = typer.Option("auto", "--format", "-f", help=f"One of {', '.join(FORMATS)}"),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Write a commented starter flywheel.yaml."""
+    """Write a commented starter flywheel.yaml, or (--from LOGS) one inferred from real traffic."""
     if path.exists() and not force:
         fail(as_json, f"{path} exists; pass --force to overwrite")
-    template = resources.files("flywheel").joinpath("templates/flywheel.yaml").read_text()
-    path.write_text(template)
-    emit(as_json, {"path": str(path)}, lambda: out.print(f"wrote {path}; edit it, then `flywheel ingest`"))
+    if not from_logs:
+        template = resources.files("flywheel").joinpath("templates/flywheel.yaml").read_text()
+        path.write_text(template)
+        emit(
+            as_json, {"path": str(path)}, lambda: out.print(f"wrote {path}; edit it, then `flywheel ingest`")
+        )
+        return
+    result = _init_from_logs(path, from_logs, workload, fmt, as_json)
+    emit(as_json, result, lambda: _render_init(result))
+
+
+def _init_from_logs(
+    path: Path, logs: list[str], workload: str | None, fmt: str, as_json: bool
+) -> dict[str, Any]:
+    from pydantic import ValidationError
+
+    from connectors import SourceError, resolve_paths
+    from flywheel.init_config import config_document, infer_workloads
+
+    if fmt not in FORMATS:
+        fail(as_json, f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}", code=2)
+    try:
+        files = resolve_paths(logs)
+        found = infer_workloads(files, workload_id=workload, fmt=fmt, config_dir=path.parent)
+        if not found:
+            fail(as_json, f"no readable calls in {', '.join(logs)}")
+        _, text = config_document(found)
+    except (SourceError, FileNotFoundError) as exc:
+        fail(as_json, str(exc))
+    except ValidationError as exc:
+        fail(as_json, f"the inferred config is invalid: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}")
+    path.write_text(text)
+    return {"path": str(path), "workloads": [w.as_dict() for w in found]}
+
+
+def _render_init(result: dict[str, Any]) -> None:
+    for workload in result["workloads"]:
+        out.print(f"[bold]{workload['workload_id']}[/]: {workload['task']} ({workload['reason']})")
+        labels = workload["labels"]
+        if labels:
+            out.print("  labels: " + ", ".join(f"{k}={v}" for k, v in labels["labels"].items()))
+            out.print(f"  wrapping: {labels['wrapping']}, parser: {labels['label_parser']}")
+        if workload["template"]:
+            out.print(f"  template: {workload['template']['n_static_tokens']} static tokens")
+    out.print(f"wrote {result['path']}; check it, then `flywheel ingest`")
 
 
 @app.command()

@@ -75,10 +75,17 @@ class CurationConfig(BaseModel):
     # Dedup
     dedup: bool = True
     near_dup_threshold: float = Field(0.7, gt=0, le=1, description="Jaccard of character shingles")
+    near_dup_common_share: float | None = Field(
+        0.9, gt=0, le=1, description="Tokens in this share of texts are template: ignored by near-dup"
+    )
     shingle_size: int = Field(3, ge=2, le=20)
     num_perm: int = Field(128, ge=16, le=1024)
     # De-bias
     max_slice_share: float | None = Field(0.3, gt=0, le=1)
+    cap_below_production_share: bool = Field(
+        False,
+        description="Let slice caps cut a slice below its share of the traffic (reported as a warning)",
+    )
     max_per_slice: int | None = Field(None, ge=1)
     max_client_share: float | None = Field(0.4, gt=0, le=1)
     min_slice_count: int = Field(20, ge=0, description="Slices below this are flagged rare")

@@ -66,27 +66,34 @@ def cap_targets(
     max_count: int | None = None,
     floor: int = 0,
     exempt: Iterable[str] = (),
+    minimum: dict[str, int] | None = None,
 ) -> dict[str, int]:
     """Largest per-group counts such that no group exceeds `max_share` of the capped total.
 
     Groups in `exempt` (unknown clients) count towards the total but are never capped. A share cap
-    that cannot be met (fewer groups than 1/max_share) is skipped; no group is cut below `floor`.
+    that cannot be met (fewer groups than 1/max_share) is skipped; no group is cut below `floor`, nor
+    below its `minimum` (the rows that keep a slice at its production share).
     """
     exempt = set(exempt)
+    minimum = minimum or {}
     targets = dict(counts)
     cappable = [key for key in targets if key not in exempt and targets[key] > 0]
+
+    def lowest(key: str) -> int:
+        return min(counts[key], max(floor, minimum.get(key, 0)))
+
     if max_count is not None:
         for key in cappable:
-            targets[key] = min(targets[key], max(max_count, min(floor, counts[key])))
+            targets[key] = min(targets[key], max(max_count, lowest(key)))
     if max_share is None or len([k for k, n in targets.items() if n > 0]) * max_share < 1:
         return targets
     for _ in range(200):
         limit = math.floor(max_share * sum(targets.values()))
-        over = [key for key in cappable if targets[key] > max(limit, min(floor, counts[key]))]
+        over = [key for key in cappable if targets[key] > max(limit, lowest(key))]
         if not over:
             break
         for key in over:
-            targets[key] = max(limit, min(floor, counts[key]))
+            targets[key] = max(limit, lowest(key))
     return targets
 
 
@@ -105,14 +112,20 @@ def apply_caps(
     max_per_slice: int | None,
     max_client_share: float | None,
     floor: int = 0,
+    slice_minimum: dict[str, int] | None = None,
 ) -> dict[str, str]:
-    """Key -> removal reason ("slice_cap" or "client_cap") for the items the caps drop."""
+    """Key -> removal reason ("slice_cap" or "client_cap") for the items the caps drop; no slice
+    cap cuts a slice below its `slice_minimum`."""
     removed: dict[str, str] = {}
     for _ in range(5):
         alive = [item for item in items if item.key not in removed]
         slice_counts = Counter(item.slice for item in alive)
         targets = cap_targets(
-            dict(slice_counts), max_share=max_slice_share, max_count=max_per_slice, floor=floor
+            dict(slice_counts),
+            max_share=max_slice_share,
+            max_count=max_per_slice,
+            floor=floor,
+            minimum=slice_minimum,
         )
         dropped = _trim(alive, "slice", "client", targets, seed, floor)
         removed.update(dict.fromkeys(dropped, "slice_cap"))
@@ -172,6 +185,26 @@ def _largest_remainder(total: int, weights: dict[str, int]) -> dict[str, int]:
 
 def _rank(seed: int, key: str) -> str:
     return hashlib.sha256(f"{seed}\x00{key}".encode()).hexdigest()
+
+
+def production_minimum(production: dict[str, int], pool_size: int) -> dict[str, int]:
+    """Rows per slice that keep each slice at (at least) its share of the production traffic."""
+    total = sum(production.values())
+    return {key: math.ceil(n / total * pool_size) for key, n in production.items()} if total else {}
+
+
+def below_production_share(
+    production: dict[str, int], after: Distribution, tolerance: float = 0.02
+) -> dict[str, dict[str, float | int]]:
+    """Slices whose share of the curated pool fell below their share of the traffic (by > tolerance)."""
+    total = sum(production.values())
+    out: dict[str, dict[str, float | int]] = {}
+    for key, n in sorted(production.items()):
+        share = n / total if total else 0.0
+        if after.share(key) < share - tolerance:
+            out[key] = {"production_share": round(share, 4), "share_after": round(after.share(key), 4),
+                        "n_after": after.counts.get(key, 0)}  # fmt: skip
+    return out
 
 
 def rare_slices(counts: dict[str, int], min_count: int) -> list[str]:

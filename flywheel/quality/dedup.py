@@ -5,18 +5,27 @@ so "Sorry, nevermind :)" and "sorry nevermind" are exact duplicates. Near duplic
 similarity of character 3-gram sets of the normalized text at or above a threshold (0.7 by default:
 short chat messages lose a lot of shingles to one inserted word or typo) *and* the same numbers in
 both texts, because two requests that differ only in an order id, a quantity or a time ask for
-different things. LSH only proposes candidate pairs (tuned below the threshold so borderline pairs are
-not missed); every pair is then verified exactly. Groups are connected components, which is what a
-leakage-free split needs: no two members of one component may land in different splits.
+different things. Templated traffic ("Classify this headline: ... Answer with one of ...") would make
+every pair look alike, so near duplicates are judged on the *varying part*: tokens found in at least
+`common_share` of the texts (template words, boilerplate) are dropped before shingling, when the pool
+has at least MIN_TEXTS_FOR_COMMON texts. LSH only proposes candidate pairs (tuned below the threshold
+so borderline pairs are not missed); every pair is then verified exactly, and the pairs nearest the
+threshold are kept as its calibration (shown by `flywheel quality`). Groups are connected
+components, which is what a leakage-free split needs: no two members of one component may land in
+different splits.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 
 LSH_MARGIN = 0.15
+CALIBRATION_MARGIN = 0.1  # pairs within this of the threshold are shown as calibration
+CALIBRATION_PAIRS = 10
+MIN_TEXTS_FOR_COMMON = 20
 _TOKENS = re.compile(r"<[A-Za-z][A-Za-z0-9_]*>|[^\W_]+")
 _NUMBERS = re.compile(r"\d+")
 
@@ -41,9 +50,37 @@ def shingles(text: str, k: int = 3) -> set[str]:
     return {norm[i : i + k] for i in range(len(norm) - k + 1)}
 
 
+def common_tokens(texts: list[str], share: float | None) -> frozenset[str]:
+    """Tokens in at least `share` of the texts (template/boilerplate), when there are enough texts."""
+    if share is None or len(texts) < MIN_TEXTS_FOR_COMMON:
+        return frozenset()
+    frequency: Counter[str] = Counter()
+    for text in texts:
+        frequency.update(set(normalize_text(text).split()))
+    return frozenset(token for token, n in frequency.items() if n >= share * len(texts))
+
+
+def varying_text(text: str, common: frozenset[str]) -> str:
+    """The normalized text without the common tokens (the whole text when nothing else is left)."""
+    tokens = normalize_text(text).split()
+    kept = [token for token in tokens if token not in common]
+    return " ".join(kept or tokens)
+
+
 def jaccard(a: set[str], b: set[str]) -> float:
     union = len(a | b)
     return len(a & b) / union if union else 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class NearPair:
+    """Two texts LSH proposed, their Jaccard on the varying part, and whether they were merged."""
+
+    a: int
+    b: int
+    score: float
+    merged: bool
+    why: str  # "near_duplicate", "below_threshold", "numbers_differ"
 
 
 @dataclass(slots=True)
@@ -53,6 +90,8 @@ class DuplicateGroups:
     groups: list[list[int]]
     exact_key: list[str]
     near_pairs: int
+    calibration: list[NearPair] = field(default_factory=list)
+    common: frozenset[str] = frozenset()
 
     def group_of(self) -> dict[int, int]:
         """Member index -> index of the group in `groups`."""
@@ -66,11 +105,28 @@ def near_duplicate_pairs(
     shingle_size: int = 3,
     num_perm: int = 128,
     seed: int = 1,
+    common: frozenset[str] = frozenset(),
 ) -> list[tuple[int, int, float]]:
     """Every (i, j, jaccard) with i < j and jaccard >= threshold that LSH proposes (verified)."""
+    candidates = candidate_pairs(
+        texts, threshold=threshold, shingle_size=shingle_size, num_perm=num_perm, seed=seed, common=common
+    )
+    return [(pair.a, pair.b, pair.score) for pair in candidates if pair.merged]
+
+
+def candidate_pairs(
+    texts: list[str],
+    *,
+    threshold: float = 0.7,
+    shingle_size: int = 3,
+    num_perm: int = 128,
+    seed: int = 1,
+    common: frozenset[str] = frozenset(),
+) -> list[NearPair]:
+    """Every pair LSH proposes (tuned LSH_MARGIN below the threshold), scored on the varying part."""
     from datasketch import MinHash, MinHashLSH
 
-    sets = [shingles(text, shingle_size) for text in texts]
+    sets = [shingles(varying_text(text, common), shingle_size) for text in texts]
     digits = [numbers(normalize_text(text)) for text in texts]
     signatures = MinHash.bulk([[s.encode() for s in group] for group in sets], num_perm=num_perm, seed=seed)
     lsh = MinHashLSH(threshold=max(0.3, threshold - LSH_MARGIN), num_perm=num_perm)
@@ -80,11 +136,25 @@ def near_duplicate_pairs(
     pairs = []
     for index, signature in enumerate(signatures):
         for other in lsh.query(signature):
-            if other > index and digits[index] == digits[other]:
-                score = jaccard(sets[index], sets[other])
-                if score >= threshold:
-                    pairs.append((index, other, round(score, 4)))
-    return sorted(pairs)
+            if other > index:
+                score = round(jaccard(sets[index], sets[other]), 4)
+                same_numbers = digits[index] == digits[other]
+                merged = same_numbers and score >= threshold
+                why = (
+                    "near_duplicate"
+                    if merged
+                    else ("numbers_differ" if score >= threshold else "below_threshold")
+                )
+                pairs.append(NearPair(index, other, score, merged, why))
+    return sorted(pairs, key=lambda pair: (pair.a, pair.b))
+
+
+def calibration_pairs(
+    pairs: list[NearPair], threshold: float, limit: int = CALIBRATION_PAIRS
+) -> list[NearPair]:
+    """The pairs closest to the threshold on either side: what a threshold change would flip."""
+    near = [pair for pair in pairs if abs(pair.score - threshold) <= CALIBRATION_MARGIN]
+    return sorted(near, key=lambda pair: (abs(pair.score - threshold), pair.a, pair.b))[:limit]
 
 
 def duplicate_groups(
@@ -95,6 +165,7 @@ def duplicate_groups(
     num_perm: int = 128,
     seed: int = 1,
     near: bool = True,
+    common_share: float | None = None,
 ) -> DuplicateGroups:
     """Connected components of exact-duplicate and near-duplicate links between `texts`."""
     keys = [text_hash(text) for text in texts]
@@ -115,21 +186,28 @@ def duplicate_groups(
     for index, key in enumerate(keys):
         union(first_with_key.setdefault(key, index), index)
     unique = sorted(first_with_key.values())
-    pairs = []
+    pairs: list[tuple[int, int]] = []
+    calibration: list[NearPair] = []
+    common = common_tokens([texts[i] for i in unique], common_share)
     if near and len(unique) > 1:
-        found = near_duplicate_pairs(
+        found = candidate_pairs(
             [texts[i] for i in unique],
             threshold=threshold,
             shingle_size=shingle_size,
             num_perm=num_perm,
             seed=seed,
+            common=common,
         )
-        pairs = [(unique[a], unique[b]) for a, b, _ in found]
+        pairs = [(unique[p.a], unique[p.b]) for p in found if p.merged]
         for a, b in pairs:
             union(a, b)
+        calibration = [
+            NearPair(unique[p.a], unique[p.b], p.score, p.merged, p.why)
+            for p in calibration_pairs(found, threshold)
+        ]
     components: dict[int, list[int]] = {}
     for index in range(len(texts)):
         components.setdefault(find(index), []).append(index)
     groups = [members for members in components.values() if len(members) > 1]
     groups.sort(key=lambda members: members[0])
-    return DuplicateGroups(groups, keys, len(pairs))
+    return DuplicateGroups(groups, keys, len(pairs), calibration, common)

@@ -6,6 +6,11 @@ answer and tool-call arguments: a student trained on scrubbed extraction data le
 placeholder, and the serving path can map it back. Matching is span-based: all patterns are searched
 on the original text and overlaps go to the higher-priority type (cards before phones, because a card
 number also looks like a long phone number).
+
+Precision matters as much as recall (chat traffic is full of code, logs and config): inside code
+(``` / ~~~ fenced blocks and inline `code`) only the strongly validated types (email, card with Luhn,
+IBAN with mod 97) are scrubbed; loopback/unspecified/reserved IPs, dates, times, timestamps and numeric
+ranges (Redis slots `0-5460`) are not personal and are left intact.
 """
 
 from __future__ import annotations
@@ -43,9 +48,15 @@ def luhn_ok(digits: str) -> bool:
     return total % 10 == 0
 
 
+CARD_FIRST_DIGITS = "23456"  # issuer ranges (Mastercard 2-series, Amex/Diners/JCB, Visa, MC, Discover)
+
+
 def _card_ok(text: str) -> bool:
+    """Luhn, a real issuer's first digit, and not a compact timestamp (epoch ms, YYYYMMDDhhmmss)."""
     digits = re.sub(r"\D", "", text)
-    return 13 <= len(digits) <= 19 and len(set(digits)) > 1 and luhn_ok(digits)
+    if not (13 <= len(digits) <= 19 and len(set(digits)) > 1 and luhn_ok(digits)):
+        return False
+    return digits[0] in CARD_FIRST_DIGITS and not COMPACT_TIMESTAMP.match(digits)
 
 
 def _iban_ok(text: str) -> bool:
@@ -58,21 +69,44 @@ def _iban_ok(text: str) -> bool:
 
 
 ISO_DATE_START = re.compile(r"^(?:19|20)\d\d[-./ ](?:0?[1-9]|1[0-2])\b")
+COMPACT_TIMESTAMP = re.compile(r"^(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?:[01]\d|2[0-3])?")
+_DAY, _MONTH, _YEAR = r"(?:0?[1-9]|[12]\d|3[01])", r"(?:0?[1-9]|1[0-2])", r"(?:19|20)\d\d"
+DATE_IN_TEXT = re.compile(
+    rf"(?<!\d)(?:{_YEAR}([-./ ]){_MONTH}\1{_DAY}|{_DAY}([-./ ]){_MONTH}\2{_YEAR}"
+    rf"|{_MONTH}([-./ ]){_DAY}\3{_YEAR})(?!\d)"
+)
+RANGE_PARTS = re.compile(r"^(\d+)\s*[-\u2013]\s*(\d+)$")
 
 
 def _phone_ok(text: str) -> bool:
     digits = re.sub(r"\D", "", text)
     if text.startswith("+"):
         return 8 <= len(digits) <= 15
-    return 9 <= len(digits) <= 15 and not ISO_DATE_START.match(text)
+    if not 9 <= len(digits) <= 15 or ISO_DATE_START.match(text) or DATE_IN_TEXT.search(text):
+        return False
+    return not _numeric_range(text)
+
+
+def _numeric_range(text: str) -> bool:
+    """`5461-10922`: two numbers of similar length, ascending (a slot/port/page range, not a phone)."""
+    match = RANGE_PARTS.match(text.strip())
+    if match is None:
+        return False
+    low, high = match.groups()
+    return abs(len(low) - len(high)) <= 1 and int(low) < int(high)
 
 
 def _ip_ok(text: str) -> bool:
+    """A routable-looking address: loopback, unspecified, link-local, multicast, reserved are not PII."""
     try:
-        ipaddress.ip_address(text)
+        address = ipaddress.ip_address(text)
     except ValueError:
         return False
-    return True
+    special = (
+        address.is_loopback or address.is_unspecified or address.is_multicast or address.is_reserved
+        or address.is_link_local
+    )  # fmt: skip
+    return not special
 
 
 _BUILTIN: dict[str, list[tuple[str, Callable[[str], bool] | None]]] = {
@@ -96,7 +130,8 @@ _BUILTIN: dict[str, list[tuple[str, Callable[[str], bool] | None]]] = {
     ],
     "phone": [
         (
-            r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,5}(?:[ .-]\d{2,6}){1,4}(?![\w])",
+            r"(?<![\w+:.-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,5}(?:[ .-]\d{2,6}){1,4}"
+            r"(?![\w]|[-:.]\d)",
             _phone_ok,
         ),
         (r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?\(\d{1,4}\)[ .-]?\d{2,4}(?:[ .-]?\d{2,4}){0,3}(?![\w])", _phone_ok),
@@ -105,6 +140,9 @@ _BUILTIN: dict[str, list[tuple[str, Callable[[str], bool] | None]]] = {
 }
 # Overlapping matches go to the type listed first.
 PRIORITY = ("email", "iban", "card", "national_id", "ip", "phone")
+# Scrubbed inside code too: checksummed or unambiguous. Phones, IPs and IDs in code are mostly not PII.
+CODE_SAFE_TYPES = frozenset({"email", "card", "iban"})
+CODE_SPAN_RE = re.compile(r"(?ms)^[ \t]*(```|~~~).*?(?:^[ \t]*\1[ \t]*$|\Z)|`[^`\n]+`")
 
 
 def build_patterns(
@@ -157,12 +195,15 @@ class Scrubber:
         taken: list[tuple[int, int, PiiPattern]] = [
             (m.start(), m.end(), _KEEP) for m in PLACEHOLDER_RE.finditer(text)
         ]
+        code = code_spans(text) if "`" in text or "~~~" in text else []
         for pattern in self.patterns:
             for match in pattern.regex.finditer(text):
                 group = "value" if "value" in pattern.regex.groupindex else 0
                 start, end = match.span(group)
                 value = text[start:end]
                 if start == end or (pattern.validate and not pattern.validate(value)):
+                    continue
+                if pattern.type not in CODE_SAFE_TYPES and _overlaps(start, end, code):
                     continue
                 if all(end <= s or start >= e for s, e, _ in taken):
                     taken.append((start, end, pattern))
@@ -179,6 +220,15 @@ class Scrubber:
 
 
 _KEEP = PiiPattern("_placeholder", PLACEHOLDER_RE)
+
+
+def code_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of fenced code blocks (an unclosed fence runs to the end) and inline `code`."""
+    return [match.span() for match in CODE_SPAN_RE.finditer(text)]
+
+
+def _overlaps(start: int, end: int, spans: list[tuple[int, int]]) -> bool:
+    return any(start < e and end > s for s, e in spans)
 
 
 def _normalized(kind: str, value: str) -> str:

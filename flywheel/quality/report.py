@@ -56,6 +56,7 @@ def quality_summary(con: duckdb.DuckDBPyConnection, workload_id: str) -> dict[st
         [run_id],
     ).fetchall()
     slice_keys = ("slice_kind", "slice", "n_before", "n_after", "share_before", "share_after", "rare")
+    report = _run_report(con, run_id)
     return {
         "workload_id": workload_id,
         "run_id": run_id,
@@ -65,7 +66,15 @@ def quality_summary(con: duckdb.DuckDBPyConnection, workload_id: str) -> dict[st
         "failed_expectations": sum(1 for row in expectations if row[4] is False),
         "pii": {kind: n for kind, n in pii},
         "slices": [dict(zip(slice_keys, row, strict=True)) for row in slices],
+        "slice_warnings": (report.get("slices") or {}).get("warnings", []),
+        "dedup": report.get("dedup", {}),
+        "dedup_calibration": report.get("dedup_calibration", []),
     }
+
+
+def _run_report(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any]:
+    row = con.execute("SELECT report FROM curation_runs WHERE run_id = ?", [run_id]).fetchone()
+    return orjson.loads(row[0]) if row and row[0] else {}
 
 
 def rejected_rows(

@@ -45,6 +45,11 @@ def build_request(
     request: dict[str, Any] = {"messages": [dict(m) for m in example.messages]}
     instruction = None
     if workload.task == "classification":
+        if not workload.labels:
+            raise ValueError(
+                f"workloads[{workload.id}].labels: asking a teacher for a label needs the label set; "
+                "add the set `flywheel curate` proposed (or run `flywheel init --from LOGS`)"
+            )
         instruction = "Answer with exactly one label from this list: " + ", ".join(workload.labels or [])
         if json_schema:
             request["response_format"] = label_response_format(tuple(workload.labels or ()))
