@@ -1,0 +1,61 @@
+"""Import rules the layout depends on, checked on the source (every import, also inside functions)
+and at run time: the library never imports Prefect, flows or dashboards; serving never opens the
+warehouse (flywheel.store), so a server runs next to a busy writer without touching its file."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LIBRARY = ROOT / "flywheel"
+APP_PACKAGES = ("cli",)  # the command line is the app: it may start flows and the dashboard
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+def library_files() -> list[Path]:
+    return [p for p in LIBRARY.rglob("*.py") if p.relative_to(LIBRARY).parts[0] not in APP_PACKAGES]
+
+
+def test_the_library_never_imports_prefect_flows_or_dashboards() -> None:
+    banned = ("prefect", "flows", "dashboards", "flywheel.cli")
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(m for m in imported_modules(path) if m.split(".")[0] in banned
+                                            or m.startswith("flywheel.cli"))
+        for path in library_files()
+    }  # fmt: skip
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_serving_never_imports_the_warehouse() -> None:
+    serving = [
+        *(LIBRARY / "serve").glob("*.py"),
+        *(LIBRARY / "bundle").glob("*.py"),
+        *(LIBRARY / "answers").glob("*.py"),
+    ]
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(
+            m for m in imported_modules(path) if m.startswith("flywheel.store")
+        )
+        for path in serving
+        if path.name != "sources.py"  # bundle/sources.py: what training reads for a bundle
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, flywheel.serve.server, flywheel.bundle; "
+         "print(sorted(m for m in sys.modules if m.startswith(('flywheel.store', 'prefect', 'flows'))))"],
+        capture_output=True, text=True, check=True, cwd=ROOT,
+    )  # fmt: skip
+    assert loaded.stdout.strip() == "[]"
