@@ -17,7 +17,13 @@ def missing(value: Any) -> bool:
 
 
 def usd(value: Any) -> str:
-    return "-" if missing(value) else f"${float(value):,.2f}"
+    """Dollars; small amounts keep their cents and mills ($0.0035, not $0.00)."""
+    if missing(value):
+        return "-"
+    amount = float(value)
+    if amount != 0 and abs(amount) < 0.01:
+        return f"${amount:,.4f}"
+    return f"${amount:,.3f}" if abs(amount) < 1 else f"${amount:,.2f}"
 
 
 def pct(value: Any) -> str:

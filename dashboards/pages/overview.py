@@ -25,7 +25,17 @@ def headline(total: pd.Series) -> None:
         f"{int(total['workloads_quality_held'])} of {champions}" if champions else "no champion yet",
         help="Workloads whose champion scores at least the teacher's lower CI bound (see Costs).",
     )
-    st.caption(f"Projected savings over the next 30 days: {ui.usd(total['projected_monthly_saved_usd'])}")
+    projected = ui.usd(total["projected_monthly_saved_usd"])
+    if not total["student_share"]:  # nothing served yet: the projection is what a student would save
+        st.caption(
+            f"Projected savings over the next 30 days: {projected}, hypothetical: no student serves yet "
+            "(the ingested traffic's teacher cost minus the candidate's estimated cost, no fallbacks)"
+        )
+    else:
+        st.caption(
+            f"Projected savings over the next 30 days: {projected}, at the last 7 days' served traffic "
+            "(its student share and fallback rate)"
+        )
 
 
 st.title("Flywheel overview")

@@ -2,11 +2,35 @@
 
 from __future__ import annotations
 
+import json
+
 import streamlit as st
 
 from dashboards import charts, data, ui
 
-COLUMNS = ["started_at", "flow", "workload_id", "status", "duration_s", "summary", "run_id", "recorded_in"]
+COLUMNS = [
+    "started_at", "flow", "workload_id", "status", "duration_s", "decision", "reasons", "summary", "run_id",
+    "recorded_in",
+]  # fmt: skip
+
+
+def readable(summary: object) -> tuple[str | None, str | None, str | None]:
+    """(decision, reasons, the rest in a few words) of a run's stored summary, JSON or text."""
+    if not isinstance(summary, str):
+        return None, None, None
+    try:
+        body = json.loads(summary)
+    except ValueError:
+        return None, None, summary
+    if not isinstance(body, dict):
+        return None, None, summary
+    reasons = body.get("reasons")
+    reasons = ", ".join(map(str, reasons)) if isinstance(reasons, list) else reasons
+    rest = {
+        k: v for k, v in body.items() if k not in ("decision", "reasons") and isinstance(v, str | int | float)
+    }
+    return body.get("decision"), reasons, "; ".join(f"{k}: {v}" for k, v in list(rest.items())[:6]) or None
+
 
 st.title("Runs")
 runs = ui.rows(
@@ -15,6 +39,10 @@ runs = ui.rows(
 )
 if runs is not None:
     ui.chart(charts.run_durations(runs), key="run_durations")
+    parsed = [readable(summary) for summary in runs["summary"]]
+    runs = runs.assign(
+        decision=[p[0] for p in parsed], reasons=[p[1] for p in parsed], summary=[p[2] for p in parsed]
+    )
     prefect_ui = data.prefect_ui_url()
     columns = list(COLUMNS)
     if prefect_ui:

@@ -1,9 +1,10 @@
 """A stand-in for a flywheel flow writing to the warehouse, run in its own process by the tests.
 
-Each round writes `flywheel serve` spool lines and ingests them with the real ingester in small
-batches (many short write transactions, with a pause for the flow's own work between them), then
-books a ledger row, until the stop file appears. It appends the number of finished rounds to
-`progress` so a test can see it overlap.
+Each round writes `flywheel serve` spool lines, ingests them with the real ingester in small
+batches (many short write transactions, with a pause for the flow's own work between them), reads
+them into the served-calls ledger as `flywheel costs` does, then books a ledger row, until the
+stop file appears. It appends the number of finished rounds to `progress` so a test can see it
+overlap.
 
     python -m tests.dashboard.flow_writer WAREHOUSE WORKDIR [MAX_SECONDS]
 """
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import orjson
 
+from flywheel.costs.served import sync_served_calls
 from flywheel.ingest import ingest_paths
 from flywheel.store.db import Warehouse
 
@@ -92,6 +94,7 @@ def main(warehouse_path: str, workdir: str, max_seconds: float = 120.0) -> int:
             print(f"round {round_no}: {report.as_dict()}", file=sys.stderr)
             return 1
         time.sleep(WORK_S)
+        sync_served_calls(warehouse, work)  # what `flywheel costs` does: served calls count as money
         book(warehouse, round_no)
         round_no += 1
         time.sleep(WORK_S)
