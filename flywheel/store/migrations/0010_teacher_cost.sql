@@ -6,7 +6,7 @@
 
 -- Counted tokens of interactions that logged no usage (content-addressed ids: a count never goes stale).
 CREATE TABLE token_counts (
-    id                VARCHAR PRIMARY KEY,     -- interactions.id
+    id                VARCHAR PRIMARY KEY,     -- interactions.id or served_calls.id
     prompt_tokens     INTEGER NOT NULL,
     completion_tokens INTEGER NOT NULL,
     method            VARCHAR NOT NULL,        -- tiktoken:o200k_base | quicktok:llama3 | estimate:chars/4 | error
@@ -23,6 +23,49 @@ CREATE TABLE model_prices (
     source         VARCHAR,                    -- URL, or "config"
     updated_at     TIMESTAMP NOT NULL
 );
+
+-- Served traffic is counted where it happens: every call `flywheel serve` answered (student,
+-- fallback, shadowed), read from the serve spool by `flywheel costs`/`stats` (flywheel/costs/served.py),
+-- one row per call: identical repeated calls each count (dedup is for training data, never for money).
+-- The money views read `v_traffic`: production traffic from interactions, served traffic from
+-- served_calls (spool lines ingested into interactions stay training data only).
+
+CREATE TABLE served_calls (
+    id                VARCHAR PRIMARY KEY,   -- 'served:' || the call's request id
+    request_id        VARCHAR NOT NULL,
+    workload_id       VARCHAR NOT NULL,
+    client_id         VARCHAR,
+    ts                TIMESTAMP,
+    model             VARCHAR,               -- who answered: the student's model id or the teacher's model
+    status            VARCHAR NOT NULL,      -- ok | error (a refused call is not billed)
+    request           JSON NOT NULL,         -- as the application sent it: what the teacher would have read
+    response          JSON NOT NULL,         -- {"message": ...} or {"error": ...}
+    prompt_tokens     INTEGER,               -- the teacher's usage when it answered; NULL: counted (token_counts)
+    completion_tokens INTEGER,
+    latency_ms        DOUBLE,
+    cost_usd          DOUBLE,                -- what answering cost: student compute, or the teacher's bill
+    metadata          JSON,                  -- served_by, route, fallback_reason, shadow_cost_usd
+    spool_ref         VARCHAR NOT NULL,      -- file:line
+    synced_at         TIMESTAMP NOT NULL
+);
+
+-- Spool files already read (append-only files: one whose size and mtime did not change is skipped).
+CREATE TABLE served_spool_files (
+    path      VARCHAR PRIMARY KEY,
+    size      BIGINT NOT NULL,
+    mtime     DOUBLE NOT NULL,
+    lines     BIGINT NOT NULL,
+    synced_at TIMESTAMP NOT NULL
+);
+
+CREATE VIEW v_traffic AS
+SELECT id, workload_id, client_id, source, model, status, latency_ms, cost_usd, ts, ingested_at, metadata,
+       prompt_tokens, completion_tokens, request, response
+FROM interactions WHERE source <> 'spool'
+UNION ALL
+SELECT id, workload_id, client_id, 'spool' AS source, model, status, latency_ms, cost_usd, ts,
+       synced_at AS ingested_at, metadata, prompt_tokens, completion_tokens, request, response
+FROM served_calls;
 
 CREATE VIEW v_interaction_tokens AS
 SELECT i.id, i.workload_id, i.model, i.status,
@@ -44,7 +87,7 @@ WITH tokens AS (   -- as v_interaction_tokens, with the columns pricing needs
            coalesce(i.completion_tokens, c.completion_tokens) AS tokens_out,
            CASE WHEN i.prompt_tokens IS NOT NULL AND i.completion_tokens IS NOT NULL THEN 'usage'
                 ELSE c.method END AS token_method
-    FROM interactions i LEFT JOIN token_counts c ON c.id = i.id
+    FROM v_traffic i LEFT JOIN token_counts c ON c.id = i.id
 ),
 blended AS (   -- fallback teacher rate when the teacher model has no catalog price: logged USD over
                -- logged usage (before 0008, ingestion wrote $0 for calls without usage)
@@ -97,7 +140,7 @@ FROM costed;
 -- Models with traffic and no price: `flywheel stats/costs/evaluate` warn with the config line that fixes it.
 CREATE VIEW v_unpriced_models AS
 SELECT i.workload_id, i.model, count(*) AS requests
-FROM interactions i
+FROM v_traffic i
 LEFT JOIN model_prices m ON m.model = i.model
 WHERE i.model IS NOT NULL AND m.input_per_1m IS NULL
   AND coalesce(i.metadata->>'served_by', 'teacher') <> 'student'
