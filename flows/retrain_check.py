@@ -8,6 +8,7 @@ teacher when `schedule.auto_rollback` is on (flywheel/triggers.py decides; this 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -46,7 +47,7 @@ def retrain_check(
     create_markdown_artifact(_explain(decision), description=f"retrain check for {workload}")
     if decision["rollback_action"].get("action") == "rollback":
         create_markdown_artifact(
-            _rollback(decision), key=f"rollback-{workload}".lower(), description=f"rollback of {workload}"
+            _rollback(decision), key=_key(f"rollback-{workload}"), description=f"rollback of {workload}"
         )
     if decision["trigger"] and retrain:
         decision["turn"] = flywheel_loop(workload, config, home, max_usd=max_usd)
@@ -66,6 +67,11 @@ def _explain(decision: dict[str, Any]) -> str:
     lines.append(f"- feedback: {feedback.get('negative')} negative of {feedback.get('total')}")
     lines.append(f"- rollback: {decision.get('rollback_action')}")
     return "\n".join(lines) + "\n"
+
+
+def _key(text: str) -> str:
+    """Prefect artifact keys are lowercase letters, digits and dashes."""
+    return re.sub(r"[^a-z0-9-]+", "-", text.lower())
 
 
 def _rollback(decision: dict[str, Any]) -> str:

@@ -127,6 +127,10 @@ def test_shadow_pairs_and_feedback_reach_monitor_and_gold(make_harness) -> None:
         "positive": 1, "negative": 1, "corrections": 1, "total": 2, "complaint_rate": None,
     }  # fmt: skip
     assert {"since", "champion"} <= set(summary)
+    human = CliRunner().invoke(
+        cli_app, ["--home", str(harness.home), "--config", str(config), "monitor", "-w", "support"]
+    )
+    assert human.exit_code == 0 and "shadow pairs" in human.stdout and "1.000 [1.000, 1.000]" in human.stdout
 
     # Ingest again: nothing new, nothing counted twice.
     again = stages.ingest_stage(loop, "support")["feedback"]
