@@ -191,3 +191,29 @@ def test_a_planted_quality_drop_triggers_and_rolls_back_when_configured(make_har
         ).fetchone()[0]
     )
     assert reason.startswith("auto_rollback: live agreement of support-v1 below the floor")
+
+
+def test_chat_shadow_pairs_are_scored_offline_with_rouge(make_harness) -> None:
+    echo = ScriptedStudent(lambda text: (f"teacher says: {text}" if "1" in text else "no idea", None))
+    harness = make_harness({"chat": echo}, serve={"shadow_rate": 1.0})
+    config = write_config(harness.home, auto_rollback=False)
+
+    async def scenario() -> None:
+        async with harness.running(), harness.http() as http:
+            for i in range(4):
+                body = {"model": "chat", "messages": [{"role": "user", "content": f"hello {i}"}]}
+                assert (await http.post("/v1/chat/completions", json=body)).status_code == 200
+            serving = harness.app.state.serving
+            while serving.shadows:
+                await asyncio.gather(*list(serving.shadows))
+
+    asyncio.run(scenario())
+    loop = stages.Loop.open(config, harness.home)
+    assert stages.ingest_stage(loop, "chat")["shadow"]["pairs"] == 4
+    rows = loop.warehouse.read(
+        lambda con: con.execute(
+            "SELECT model_id, metric, value, n, target FROM v_shadow_agreement WHERE workload_id = 'chat'"
+        ).fetchall()
+    )
+    ((model_id, metric, value, n, target),) = rows
+    assert (model_id, metric, n, target) == ("chat-v1", "rouge_l", 4, 0.9) and 0.25 <= value < 0.5
