@@ -209,7 +209,10 @@ def test_chat_shadow_pairs_are_scored_offline_with_rouge(make_harness) -> None:
 
     asyncio.run(scenario())
     loop = stages.Loop.open(config, harness.home)
-    assert stages.ingest_stage(loop, "chat")["shadow"]["pairs"] == 4
+    args = ["--home", str(harness.home), "--config", str(config), "ingest", str(harness.spool_dir), "--json"]
+    result = CliRunner().invoke(cli_app, args)  # a plain `flywheel ingest` of the spool scores them too
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["served"]["chat"]["shadow"]["pairs"] == 4
     rows = loop.warehouse.read(
         lambda con: con.execute(
             "SELECT model_id, metric, value, n, target FROM v_shadow_agreement WHERE workload_id = 'chat'"
