@@ -33,6 +33,10 @@ Mapping into Interaction: served_by, fallback_reason and the spool id go to meta
 metadata["fallback_reason"], metadata["spool_id"]; a shadow teacher answer is normalised like any
 response and kept as metadata["teacher_response"] (canonical {"message", "finish_reason"}), with its
 model in metadata["teacher_model"].
+
+Feedback (`POST /v1/feedback`) is not a call and never a spool line: it goes to
+`<spool>/.feedback/feedback-*.jsonl` (hidden from this connector), and flywheel/feedback.py joins
+each to the interaction whose metadata["spool_id"] equals its request_id.
 """
 
 from __future__ import annotations

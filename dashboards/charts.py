@@ -124,3 +124,30 @@ def run_durations(runs: pd.DataFrame) -> go.Figure:
         labels={"duration_s": "seconds"},
     )
     return _styled(figure, "Run durations")
+
+
+def shadow_agreement(rows: pd.DataFrame) -> go.Figure:
+    """Live agreement with the teacher per day and model, its 95% CI, and the gate's target
+    (v_shadow_agreement: each row's `target` is the gate.min_agreement it was scored against)."""
+    figure = go.Figure()
+    for model_id, chosen in rows.groupby("model_id", sort=True):
+        figure.add_scatter(
+            x=chosen["day"],
+            y=chosen["value"],
+            name=str(model_id),
+            mode="lines+markers",
+            error_y={
+                "type": "data",
+                "symmetric": False,
+                "array": chosen["ci_high"] - chosen["value"],
+                "arrayminus": chosen["value"] - chosen["ci_low"],
+            },
+        )
+    targets = rows.dropna(subset=["target"]).drop_duplicates("day").sort_values("day")
+    if not targets.empty:
+        figure.add_scatter(
+            x=targets["day"], y=targets["target"], name="gate target", mode="lines", line_dash="dash"
+        )
+    metric = ", ".join(sorted(rows["metric"].unique()))
+    figure.update_yaxes(title_text=metric, range=[0, 1.02])
+    return _styled(figure, f"Live agreement with the teacher ({metric}, 95% CI) vs the gate target")

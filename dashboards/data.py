@@ -24,8 +24,8 @@ from flywheel.store.db import Warehouse, WarehouseBusy
 WAREHOUSE_ENV = "FLYWHEEL_WAREHOUSE"
 READ_TIMEOUT_S = 20.0
 CACHE_TTL_S = 5
-# What a page may read: the views of 0007_costs.sql / 0010_teacher_cost.sql and the assumptions they
-# were priced with.
+# What a page may read: the views of 0007_costs.sql, 0010_teacher_cost.sql and
+# 0011_shadow_feedback.sql, and the assumptions they were priced with.
 VIEWS = frozenset(
     {
         "cost_assumptions",
@@ -45,6 +45,8 @@ VIEWS = frozenset(
         "v_runs",
         "v_savings_daily",
         "v_savings_summary",
+        "v_shadow_agreement",
+        "v_feedback_daily",
         "v_slices",
         "v_unpriced_models",
     }

@@ -1,11 +1,14 @@
-"""Run the loop only when it is worth it: new data, drift, or a quality drop in shadow evaluation.
+"""Run the loop only when it is worth it: new data, drift, a live-agreement drop, complaints.
 
-Ingests and curates first (both idempotent and cheap when nothing changed), then compares the
-latest snapshot with the champion's and records why it did or did not trigger.
+Ingests (which scores shadow pairs and joins feedback) and curates first (both idempotent and cheap
+when nothing changed), then compares the latest snapshot and the live signals with the champion's
+and records why it did or did not trigger. A sustained agreement drop rolls the workload back to the
+teacher when `schedule.auto_rollback` is on (flywheel/triggers.py decides; this flow reports it).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -14,7 +17,10 @@ from prefect.artifacts import create_markdown_artifact
 from flows.flywheel_flow import flywheel_loop
 from flows.tasks import curate_task, ingest_task
 from flywheel import loop as stages
-from flywheel.triggers import retrain_decision
+from flywheel.registry import Registry
+from flywheel.triggers import apply_rollback, retrain_decision
+
+EXPLAINED = ("reasons", "champion", "snapshot_id", "new_records", "drift", "shadow_drop")
 
 
 @flow(name="retrain-check")
@@ -24,6 +30,7 @@ def retrain_check(
     home: str | None = None,
     force: bool = False,
     max_usd: float | None = None,
+    retrain: bool = True,
 ) -> dict[str, Any]:
     ingest_task(config, home, workload)
     curated = curate_task(config, home, workload)
@@ -31,11 +38,18 @@ def retrain_check(
     decision = retrain_decision(loop.warehouse, loop.workload(workload), curated["snapshot_id"])
     if force:
         decision = decision | {"trigger": True, "reasons": [*decision["reasons"], "forced"]}
+    decision["rollback_action"] = apply_rollback(
+        Registry(loop.warehouse, loop.home), loop.workload(workload), decision
+    )
     run_id = stages.start_run(loop, workload, "retrain-check")
     stages.finish_run(loop, run_id, "completed", decision)
     get_run_logger().info("%s: trigger=%s because %s", workload, decision["trigger"], decision["reasons"])
     create_markdown_artifact(_explain(decision), description=f"retrain check for {workload}")
-    if decision["trigger"]:
+    if decision["rollback_action"].get("action") == "rollback":
+        create_markdown_artifact(
+            _rollback(decision), key=_key(f"rollback-{workload}"), description=f"rollback of {workload}"
+        )
+    if decision["trigger"] and retrain:
         decision["turn"] = flywheel_loop(workload, config, home, max_usd=max_usd)
     return decision
 
@@ -43,6 +57,27 @@ def retrain_check(
 def _explain(decision: dict[str, Any]) -> str:
     verdict = "retrain" if decision["trigger"] else "no retrain"
     lines = [f"# Retrain check: {decision['workload_id']}: **{verdict}**", ""]
-    for key in ("reasons", "champion", "snapshot_id", "new_records", "drift", "shadow_drop"):
-        lines.append(f"- {key}: {decision.get(key)}")
+    lines += [f"- {key}: {decision.get(key)}" for key in EXPLAINED]
+    agreement, feedback = decision.get("shadow_agreement") or {}, decision.get("feedback") or {}
+    lines.append(
+        f"- live agreement ({agreement.get('metric')}): {agreement.get('value')} "
+        f"[{agreement.get('ci_low')}, {agreement.get('ci_high')}] over {agreement.get('n')} pairs, "
+        f"target {agreement.get('target')}"
+    )
+    lines.append(f"- feedback: {feedback.get('negative')} negative of {feedback.get('total')}")
+    lines.append(f"- rollback: {decision.get('rollback_action')}")
     return "\n".join(lines) + "\n"
+
+
+def _key(text: str) -> str:
+    """Prefect artifact keys are lowercase letters, digits and dashes."""
+    return re.sub(r"[^a-z0-9-]+", "-", text.lower())
+
+
+def _rollback(decision: dict[str, Any]) -> str:
+    action = decision["rollback_action"]
+    return (
+        f"# Rolled back: {decision['workload_id']}\n\n"
+        f"- from: {action.get('previous_model_id')}\n- to: teacher (every call proxied)\n"
+        f"- why: {action.get('reason')}\n"
+    )

@@ -135,9 +135,26 @@ class GateConfig(Strict):
 
 
 class ScheduleConfig(Strict):
+    """When `retrain-check` starts a turn, and when it rolls a champion back (flywheel/triggers.py)."""
+
     cron: str | None = "0 2 * * *"
     min_new_records: int = Field(200, ge=0)
     drift_threshold: float = Field(0.1, ge=0, le=1)
+    shadow_window_days: float = Field(7.0, gt=0, description="Window of live (shadow) agreement")
+    min_shadow_pairs: int = Field(20, ge=1, description="Shadow pairs needed to judge agreement")
+    max_complaint_rate: float = Field(
+        0.2, ge=0, le=1, description="Share of negative feedback in the window that triggers"
+    )
+    min_feedback: int = Field(10, ge=1, description="Feedback needed to judge the complaint rate")
+    auto_rollback: bool = Field(
+        False, description="Roll the champion back to the teacher on a sustained agreement drop"
+    )
+    rollback_floor: float | None = Field(
+        None, ge=0, le=1, description="Agreement floor for a rollback (default gate.min_agreement)"
+    )
+    rollback_days: int = Field(
+        2, ge=1, description="Sustained: the last N days of shadow rows all have ci_high below the floor"
+    )
 
 
 class WorkloadConfig(Strict):

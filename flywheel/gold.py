@@ -263,6 +263,11 @@ def _text(value: Any) -> str:
     return str(value).strip()
 
 
+def label_for(value: Any, workload: WorkloadConfig) -> str | None:
+    """The gold string a person's answer is stored as (None: not usable for the workload)."""
+    return _label(value, workload)
+
+
 def _label(value: Any, workload: WorkloadConfig) -> str | None:
     """The stored gold string: a label of the workload's set (case-insensitive), else the text."""
     text = _text(value)

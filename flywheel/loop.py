@@ -88,7 +88,27 @@ def ingest_stage(loop: Loop, workload_id: str, progress: Progress = None) -> dic
     if spool:
         part = ingest_paths(loop.warehouse, spool, workload_id=None, fmt="spool", price_fn=loop.prices.cost)
         report.files.extend(part.files)
-    return report.as_dict() | {"workload_id": workload_id}
+    return report.as_dict() | {"workload_id": workload_id} | served_stage(loop, workload_id)
+
+
+def served_stage(loop: Loop, workload_id: str) -> dict[str, Any]:
+    """After the spool is in: join `POST /v1/feedback` lines to their calls, score shadow pairs."""
+    from flywheel.evaluate.served import shadow_stage
+    from flywheel.feedback import ingest_feedback
+    from flywheel.serve.feedback import feedback_dir
+
+    if not loop.warehouse.path.exists():
+        return {"feedback": None, "shadow": None}
+    workloads = {w.id: w for w in loop.config.workloads}
+    feedback = ingest_feedback(loop.warehouse, feedback_dir(_spool_dir(loop)), workloads)
+    shadow = shadow_stage(loop.warehouse, loop.workload(workload_id))
+    return {"feedback": feedback.as_dict(), "shadow": shadow}
+
+
+def _spool_dir(loop: Loop) -> Path:
+    from flywheel.serve.settings import ServeConfig, spool_dir
+
+    return spool_dir(loop.config.serve or ServeConfig(), loop.home)
 
 
 def sync_served(loop: Loop) -> dict[str, int]:
@@ -103,9 +123,7 @@ def sync_served(loop: Loop) -> dict[str, int]:
 
 def _spool_files(loop: Loop) -> list[Path]:
     """What `flywheel serve` captured (hidden files, like its write-ahead log, are not traffic)."""
-    from flywheel.serve.settings import ServeConfig, spool_dir
-
-    directory = spool_dir(loop.config.serve or ServeConfig(), loop.home)
+    directory = _spool_dir(loop)
     if not directory.is_dir():
         return []
     return sorted(p for p in directory.glob("*.jsonl*") if not p.name.startswith("."))

@@ -1,4 +1,5 @@
-"""One workload: quality by model version, gate decisions, slices, data funnel, fallbacks, latency.
+"""One workload: quality by model version, live agreement, gate decisions, slices, data funnel,
+fallbacks, latency, feedback.
 
 The workload is chosen in the selector and kept in the URL (`?workload=<id>`), so each workload has
 its own link.
@@ -21,6 +22,8 @@ ORDERS = {  # view -> order of its rows
     "v_fallbacks_daily": "day",
     "v_fallback_reasons": "requests DESC",
     "v_latency_daily": "day, served_by",
+    "v_shadow_agreement": "day, model_id",
+    "v_feedback_daily": "day",
 }
 
 
@@ -36,6 +39,19 @@ def quality_section(workload: str, views: dict[str, ViewData]) -> None:
     ui.chart(charts.quality(frame[frame["run_id"] == latest_run], metric), key="quality")
     with st.expander("Every evaluation"):
         ui.table(frame)
+
+
+def live_section(workload: str, views: dict[str, ViewData]) -> None:
+    st.subheader("Live agreement (shadowed calls)")
+    frame = ui.rows(
+        views["v_shadow_agreement"],
+        f"No shadow pairs yet: serve with `serve.shadow_rate` > 0, then `flywheel run -w {workload}`.",
+    )
+    if frame is not None:
+        ui.chart(charts.shadow_agreement(frame), key="shadow_agreement")
+    if not views["v_feedback_daily"].empty:
+        st.caption("Feedback (POST /v1/feedback)")
+        ui.table(views["v_feedback_daily"].frame, columns=["day", "positive", "negative", "corrections"])
 
 
 def gate_section(views: dict[str, ViewData]) -> None:
@@ -96,6 +112,7 @@ else:
     st.query_params["workload"] = chosen
     views = data.load_all({view: Query(view, chosen, order) for view, order in ORDERS.items()})
     quality_section(chosen, views)
+    live_section(chosen, views)
     gate_section(views)
     data_section(chosen, views)
     serving_section(views)

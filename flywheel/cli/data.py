@@ -109,10 +109,22 @@ def ingest(
                     progress=advance,
                 )
                 report.files.extend(part.files)
+        served = _served(cli, report)
     _print_problems(report)
-    emit(as_json, report.as_dict(), lambda: _render_ingest(report))
+    emit(as_json, report.as_dict() | served, lambda: _render_ingest(report))
     if report.nothing_read:
         raise typer.Exit(1)
+
+
+def _served(cli: Any, report: IngestReport) -> dict[str, Any]:
+    """A serve spool came in and a config names the workloads: join the configured spool's feedback
+    to its calls and score each workload's shadow pairs (what `flywheel run` does after its ingest)."""
+    if cli.config is None or not any(f.format == "spool" and f.ingested for f in report.files):
+        return {}
+    from flywheel.loop import Loop, served_stage
+
+    loop = Loop(cli.config, cli.home, cli.warehouse(), cli.prices())
+    return {"served": {w.id: served_stage(loop, w.id) for w in cli.config.workloads}}
 
 
 def _print_problems(report: IngestReport) -> None:

@@ -110,8 +110,16 @@ def _example(pair: ShadowPair, workload_id: str) -> Example:
     )
 
 
-def save_shadow(warehouse: Warehouse, workload_id: str, rows: list[ShadowRow]) -> int:
-    """Store shadow metrics, replacing earlier rows of the same day and model."""
+def save_shadow(
+    warehouse: Warehouse,
+    workload_id: str,
+    rows: list[ShadowRow],
+    *,
+    primary: str | None = None,
+    target: float | None = None,
+) -> int:
+    """Store shadow metrics, replacing earlier rows of the same day and model. `primary` names the
+    agreement metric (the gate's primary one) and `target` the gate's min_agreement at scoring time."""
     keys = sorted({(r.day, r.model_id) for r in rows})
     values = [
         (
@@ -123,6 +131,8 @@ def save_shadow(warehouse: Warehouse, workload_id: str, rows: list[ShadowRow]) -
             r.estimate.ci_low,
             r.estimate.ci_high,
             r.estimate.n,
+            target,
+            None if primary is None else r.estimate.metric == primary,
         )
         for r in rows
     ]
@@ -134,7 +144,11 @@ def save_shadow(warehouse: Warehouse, workload_id: str, rows: list[ShadowRow]) -
                 [day, workload_id, model_id],
             )
         if values:
-            con.executemany("INSERT INTO shadow_evaluations VALUES (?, ?, ?, ?, ?, ?, ?, ?)", values)
+            con.executemany(
+                "INSERT INTO shadow_evaluations (day, workload_id, model_id, metric, value, ci_low, "
+                "ci_high, n, target, is_primary) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                values,
+            )
         return len(values)
 
     return warehouse.write(write)
@@ -150,6 +164,10 @@ def run_shadow(
     seed: int = 0,
 ) -> list[ShadowRow]:
     """Sample, score and store one batch of served pairs (the entry point for serving/flows)."""
+    from flywheel.evaluate.runner import primary_metric
+
     rows = shadow_evaluate(sample_pairs(pairs, rate), workload, n_resamples=n_resamples, seed=seed)
-    save_shadow(warehouse, workload.id, rows)
+    save_shadow(
+        warehouse, workload.id, rows, primary=primary_metric(workload), target=workload.gate.min_agreement
+    )
     return rows

@@ -36,6 +36,7 @@ class RowView:
     input_tokens: int
     parsed: ParsedAnswer | None
     outcome: Outcome | None = None  # what `curation.feedback` read, when it is configured
+    has_gold: bool = False  # a person gave the right answer (gold_labels, e.g. a feedback correction)
 
     @property
     def message(self) -> dict[str, Any]:
@@ -88,6 +89,8 @@ def check_format(row: RowView, config: CurationConfig) -> Verdict:
 
 
 def check_feedback(row: RowView, config: CurationConfig) -> Verdict:
+    if row.has_gold:  # a corrected answer is kept: its gold is the person's correction
+        return None
     if config.feedback is not None:  # the configured field decides; "downweight" keeps the row
         if row.outcome is not None and row.outcome.negative and config.feedback.action == "exclude":
             return "negative_feedback", row.outcome.detail

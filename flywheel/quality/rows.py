@@ -117,7 +117,15 @@ def prepare_rows(
         prepare_row(row, workload, template, patterns)
         if config.feedback is not None:
             row.outcome = read_outcome(row_parts(row), config.feedback)
-        view = RowView(row.status, row.response, row.feedback, input_tokens(row), row.parsed, row.outcome)
+        view = RowView(
+            row.status,
+            row.response,
+            row.feedback,
+            input_tokens(row),
+            row.parsed,
+            row.outcome,
+            has_gold=row.imported_gold is not None,
+        )
         verdict = first_failure(view, config)
         if verdict is None and row.parsed is not None and row.label is None:
             verdict = ("pii_in_structure", "the answer is no longer valid once PII is scrubbed")

@@ -1,4 +1,4 @@
-"""The OpenAI-compatible app: /v1/chat/completions, /v1/models, /health, /metrics.
+"""The OpenAI-compatible app: /v1/chat/completions, /v1/feedback, /v1/models, /health, /metrics.
 
 Per call: authenticate, bound the request, route it (student or teacher, see router), make the
 capture record durable in the spool, and only then answer (JSON or SSE). A call whose capture cannot
@@ -25,6 +25,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from flywheel.bundle import default_bundle
 from flywheel.serve.capture import capture_record, with_shadow
 from flywheel.serve.champions import ChampionWatcher
+from flywheel.serve.feedback import FEEDBACK_PREFIX, feedback_dir, feedback_record
 from flywheel.serve.metrics import CONTENT_TYPE, ServeMetrics
 from flywheel.serve.resolve import model_names, resolve_workload
 from flywheel.serve.responses import ApiError, sse_events
@@ -57,6 +58,7 @@ class Serving:
     router: Router
     spool: SpoolWriter
     metrics: ServeMetrics
+    feedback: SpoolWriter
     shadows: set[asyncio.Task[None]] = field(default_factory=set)
 
 
@@ -67,8 +69,10 @@ def make_app(
     teacher_client: TeacherClients | Mapping[str, AsyncOpenAI] | AsyncOpenAI | None,
     spool: SpoolWriter,
     rng: random.Random | None = None,
+    feedback_spool: SpoolWriter | None = None,
 ) -> FastAPI:
-    """The app. `teacher_client`: one AsyncOpenAI for every workload, or one per workload id."""
+    """The app. `teacher_client`: one AsyncOpenAI for every workload, or one per workload id.
+    `feedback_spool`: where /v1/feedback writes (default `<spool dir>/.feedback/feedback-*.jsonl`)."""
     metrics = ServeMetrics()
     teachers = (
         teacher_client
@@ -77,7 +81,9 @@ def make_app(
     )
     champions.set_batch_observer(metrics.observe_batch)
     champions.set_defaults({w: default_bundle(workload) for w, workload in settings.workloads.items()})
-    serving = Serving(settings, champions, Router(settings, champions, teachers, rng), spool, metrics)
+    feedback = feedback_spool or SpoolWriter(feedback_dir(spool.directory), prefix=FEEDBACK_PREFIX)
+    router = Router(settings, champions, teachers, rng)
+    serving = Serving(settings, champions, router, spool, metrics, feedback)
     app = FastAPI(
         title="flywheel serve", lifespan=_lifespan(serving), docs_url=None, redoc_url=None, openapi_url=None
     )
@@ -109,6 +115,8 @@ def _lifespan(serving: Serving) -> Any:
             await spool.drain()
             await asyncio.to_thread(spool.recover)  # shadows cut short land without a teacher answer
             await champions.stop()
+            await serving.feedback.drain()
+            serving.feedback.close()
             spool.close()
 
     return lifespan
@@ -151,6 +159,33 @@ def _add_routes(app: FastAPI, serving: Serving) -> None:
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:
         return await _chat_completion(serving, request)
+
+    @app.post("/v1/feedback")
+    async def feedback(request: Request) -> JSONResponse:
+        return await _feedback(serving, request)
+
+
+async def _feedback(serving: Serving, request: Request) -> JSONResponse:
+    """Authenticate, validate, fsync to the feedback spool, then 200; 503 when it cannot be recorded."""
+    key_id = authenticate(request.headers.get("authorization"), serving.settings.api_keys)
+    limit = serving.settings.serve.max_request_bytes
+    check_content_length(request.headers.get("content-length"), limit)
+    body = await request.body()
+    if len(body) > limit:
+        raise_too_large(len(body), limit)
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, f"request body is not valid JSON: {exc}") from exc
+    record = feedback_record(payload, request.headers.get("x-flywheel-client-id") or key_id)
+    try:
+        await serving.feedback.write(record)
+    except SpoolError as exc:
+        serving.metrics.spool_errors.inc()
+        log.error("feedback capture failed for %s: %s", record["request_id"], exc)
+        raise ApiError(503, "the feedback could not be recorded; retry", code="capture_failed") from exc
+    body_out = {"id": record["id"], "request_id": record["request_id"], "score": record["score"]}
+    return JSONResponse(body_out | {"status": "recorded"})
 
 
 async def _chat_completion(serving: Serving, request: Request) -> Response:

@@ -57,8 +57,10 @@ class SpoolWriter:
         rotate_seconds: float = 3600.0,
         gzip_rotated: bool = False,
         clock: Callable[[], float] = time.time,
+        prefix: str = "spool",
     ) -> None:
         self.directory = Path(directory)
+        self.prefix = prefix
         self.rotate_bytes = rotate_bytes
         self.rotate_seconds = rotate_seconds
         self.gzip_rotated = gzip_rotated
@@ -222,10 +224,10 @@ class SpoolWriter:
 
     def _new_path(self) -> Path:
         stamp = datetime.fromtimestamp(self._clock(), UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        path = self.directory / f"spool-{stamp}.jsonl"
+        path = self.directory / f"{self.prefix}-{stamp}.jsonl"
         serial = 1
         while path.exists() or path.with_suffix(".jsonl.gz").exists():
-            path = self.directory / f"spool-{stamp}-{serial}.jsonl"
+            path = self.directory / f"{self.prefix}-{stamp}-{serial}.jsonl"
             serial += 1
         return path
 

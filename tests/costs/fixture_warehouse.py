@@ -325,8 +325,12 @@ def other_rows() -> dict[str, list[dict[str, Any]]]:
         }
     ]
     shadow = [
+        {"day": date(2026, 1, 15), "workload_id": SUPPORT, "model_id": STUDENT_V1, "metric": "accuracy",
+         "value": 0.93, "ci_low": 0.88, "ci_high": 0.97, "n": 150, "target": 0.9, "is_primary": True},
         {"day": date(2026, 1, 16), "workload_id": SUPPORT, "model_id": STUDENT_V1, "metric": "accuracy",
-         "value": 0.91, "ci_low": 0.86, "ci_high": 0.95, "n": 200},
+         "value": 0.91, "ci_low": 0.86, "ci_high": 0.95, "n": 200, "target": 0.9, "is_primary": True},
+        {"day": date(2026, 1, 16), "workload_id": SUPPORT, "model_id": STUDENT_V1, "metric": "macro_f1",
+         "value": 0.5, "ci_low": 0.4, "ci_high": 0.6, "n": 200, "target": 0.9, "is_primary": False},
     ]  # fmt: skip
     return {
         "labels": labels,

@@ -109,6 +109,20 @@ def test_workload_page_shows_the_workloads_own_rows(on_fixture: Path) -> None:
     assert SUPPORT in app.query_params["workload"]  # each workload has its own URL
 
 
+def test_workload_page_shows_live_agreement_against_the_gate_target(on_fixture: Path) -> None:
+    app = run_page("workload", workload=SUPPORT)
+    traces = figure(app, "Live agreement with the teacher (accuracy")["data"]
+    rows = _raw(
+        on_fixture,
+        "SELECT value, target FROM shadow_evaluations WHERE workload_id = ? AND is_primary ORDER BY day",
+        [SUPPORT],
+    )
+    student = next(t for t in traces if t["name"] == "support/tiny/v1")
+    target = next(t for t in traces if t["name"] == "gate target")
+    assert values(student["y"]) == [value for value, _ in rows]  # the primary metric only
+    assert values(target["y"]) == [target for _, target in rows] == [0.9, 0.9]
+
+
 def test_workload_page_empty_states_say_what_to_run(on_fixture: Path) -> None:
     app = run_page("workload", workload=ORDERS)
     notices = " ".join(i.value for i in app.info)
