@@ -1,6 +1,8 @@
 """How a served workload is doing over a recent window: traffic, fallbacks, live agreement, feedback.
 
-Read-only over what ingest stored (spool interactions, their shadow answers, feedback). The live
+Read-only over what the warehouse holds: every served call (served_calls, read from the serve spool
+by `flywheel costs`/`monitor`: each repeated call counted), and what ingest stored (shadow answers,
+feedback). The live
 agreement is the workload's primary task metric of the student's answers against the teacher's on
 the window's shadow pairs, with a bootstrap CI (flywheel/evaluate/served.py), next to the gate's
 target (gate.min_agreement). `flywheel monitor` prints it; the retrain triggers use the same numbers.
@@ -24,8 +26,8 @@ SELECT coalesce(metadata->>'served_by', 'teacher') AS served_by,
        CASE WHEN metadata->>'served_by' = 'teacher'
             THEN coalesce(metadata->>'fallback_reason', 'unspecified') END AS reason,
        count(*)
-FROM interactions
-WHERE workload_id = ? AND source = 'spool' AND coalesce(ts, ingested_at) >= ?
+FROM served_calls
+WHERE workload_id = ? AND coalesce(ts, synced_at) >= ?
 GROUP BY ALL
 """
 FEEDBACK_SQL = """

@@ -27,6 +27,7 @@ def monitor(
     cli = state(ctx)
     with guarded(as_json):
         config = cli.require_config()
+        cli.sync_served()  # every call served so far counts, ingested or not
         summary = monitor_summary(cli.warehouse(), config.workload(workload), days)
     emit(as_json, summary, lambda: out.print(_table(summary)))
 
