@@ -1,9 +1,9 @@
 """Row checks: each looks at one logged interaction and returns None (keep) or (reason, detail).
 
 `first_failure` runs them in order and stops at the first reason, so every interaction gets exactly
-one verdict. The order puts the most specific, least debatable causes first: a failed call, then a cut
-or filtered answer, a refusal, an empty answer, an answer in the wrong format, a user's thumbs-down,
-and finally length bounds.
+one verdict. The order puts the most specific, least debatable causes first: a failed call, an answer
+the student served (it is no teacher label), then a cut or filtered answer, a refusal, an empty
+answer, an answer in the wrong format, a user's thumbs-down, and finally length bounds.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ class RowView:
     parsed: ParsedAnswer | None
     outcome: Outcome | None = None  # what `curation.feedback` read, when it is configured
     has_gold: bool = False  # a person gave the right answer (gold_labels, e.g. a feedback correction)
+    served_by: str | None = None  # "student" | "teacher" for calls `flywheel serve` answered
 
     @property
     def message(self) -> dict[str, Any]:
@@ -111,8 +112,15 @@ def check_lengths(row: RowView, config: CurationConfig) -> Verdict:
     return None
 
 
+def check_provenance(row: RowView, config: CurationConfig) -> Verdict:
+    if row.served_by == "student" and not row.has_gold:
+        return "student_answer", "served by the student, not the teacher: its answer is no label to learn"
+    return None
+
+
 ROW_CHECKS: tuple[Callable[[RowView, CurationConfig], Verdict], ...] = (
     check_error,
+    check_provenance,
     check_finish_reason,
     check_refusal,
     check_empty,

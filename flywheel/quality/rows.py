@@ -125,6 +125,7 @@ def prepare_rows(
             row.parsed,
             row.outcome,
             has_gold=row.imported_gold is not None,
+            served_by=row.metadata.get("served_by") if isinstance(row.metadata, dict) else None,
         )
         verdict = first_failure(view, config)
         if verdict is None and row.parsed is not None and row.label is None:

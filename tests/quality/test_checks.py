@@ -151,3 +151,18 @@ def test_negative_feedback_shapes(feedback: Any, negative: bool) -> None:
 def test_refusal_patterns_do_not_flag_helpful_answers() -> None:
     for text in ("Sorry for the wait! Your order ORD-1 ships today.", "I can help with that: which order?"):
         assert verdict(WorkloadConfig(id="c", task="chat"), message(text)) is None
+
+
+def test_a_student_served_answer_is_no_label_unless_a_person_corrected_it() -> None:
+    from flywheel.quality.checks import RowView, first_failure
+    from flywheel.quality.config import CurationConfig
+
+    response = {"message": {"role": "assistant", "content": "billing"}, "finish_reason": "stop"}
+    student = RowView("ok", response, None, 20, None, served_by="student")
+    assert first_failure(student, CurationConfig())[0] == "student_answer"
+    corrected = RowView("ok", response, None, 20, None, has_gold=True, served_by="student")
+    fallback = RowView("ok", response, None, 20, None, served_by="teacher")
+    assert (
+        first_failure(corrected, CurationConfig()) is None
+        and first_failure(fallback, CurationConfig()) is None
+    )
