@@ -130,3 +130,20 @@ def test_run_table_shows_the_gate_target_and_rows_needed(capsys) -> None:
     text = " ".join(capsys.readouterr().out.split())
     assert "support: gate target agreement with the teacher (accuracy) CI low >= 0.900" in text
     assert "about 240 eval rows would resolve it" in text
+
+
+def test_tables_print_bracketed_labels_as_written_at_80_columns() -> None:
+    from rich.console import Console
+
+    from flywheel.cli.app import Table
+
+    labels = [f"[[[[analyst rating {i}]]]]" for i in range(14)]
+    table = Table(title="labels [[[[x]]]]")
+    table.add_column("label")
+    table.add_column("n")
+    for i, label in enumerate(labels):
+        table.add_row(label, str(i))
+    console = Console(record=True, width=80)
+    console.print(table)
+    text = console.export_text()
+    assert all(label in text for label in labels) and "labels [[[[x]]]]" in text

@@ -18,7 +18,9 @@ from typing import Any, NoReturn
 import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table as RichTable
 
 from flywheel.config import ConfigError, FlywheelConfig, load_config, resolve_home
 from flywheel.pricing import PriceCatalog
@@ -33,6 +35,19 @@ app = typer.Typer(
 )
 err = Console(stderr=True)
 out = Console()
+
+
+class Table(RichTable):
+    """A rich Table whose text cells and title are data, never markup: a label such as
+    `[[[[analyst rating]]]]` prints as written. Style a cell with rich.text.Text instead."""
+
+    def __init__(self, *args: Any, title: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, title=escape(title) if isinstance(title, str) else title, **kwargs)
+
+    def add_row(self, *cells: Any, **kwargs: Any) -> None:
+        super().add_row(*(escape(c) if isinstance(c, str) else c for c in cells), **kwargs)
+
+
 JsonOpt = typer.Option(False, "--json", help="Print exactly one JSON object on stdout.")
 # Command groups: `flywheel labels import ...` (the commands live in flywheel/cli/labels.py).
 labels_app = typer.Typer(help="Gold labels from people: import them onto logged interactions.")
@@ -120,7 +135,7 @@ def emit(as_json: bool, payload: dict[str, Any], render: Callable[[], None] | No
 def warn_all(messages: list[str]) -> None:
     """Warnings on stderr (in --json mode too: the payload carries them as well)."""
     for message in messages:
-        err.print(f"[bold yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+        err.print(f"[bold yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def fail(as_json: bool, message: str, code: int = 1, **extra: Any) -> NoReturn:
@@ -128,7 +143,7 @@ def fail(as_json: bool, message: str, code: int = 1, **extra: Any) -> NoReturn:
     if as_json:
         emit(True, {"error": message, **extra})
     else:
-        err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

@@ -10,9 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.table import Table
 
-from flywheel.cli.app import CliState, JsonOpt, app, emit, err, fail, guarded, out, state, warn_all
+from flywheel.cli.app import CliState, JsonOpt, Table, app, emit, err, fail, guarded, out, state, warn_all
 from flywheel.costs import (
     CostAssumptions,
     hardware_profile,

@@ -6,9 +6,10 @@ from typing import Any
 
 import duckdb
 import typer
-from rich.table import Table
+from rich.markup import escape
+from rich.text import Text
 
-from flywheel.cli.app import JsonOpt, app, emit, fail, guarded, out, progress_bar, state
+from flywheel.cli.app import JsonOpt, Table, app, emit, fail, guarded, out, progress_bar, state
 
 
 @app.command()
@@ -73,7 +74,7 @@ def _render_curation(result: dict[str, Any]) -> None:
         if slices.get("rare"):
             out.print("rare (synthesize more): " + ", ".join(slices["rare"]))
         for warning in slices.get("warnings", []):
-            out.print(f"[yellow]warning:[/] {warning}")
+            out.print(f"[yellow]warning:[/] {escape(warning)}")
     tokens = result["tokens_per_example"]
     if tokens:
         out.print(
@@ -84,7 +85,7 @@ def _render_curation(result: dict[str, Any]) -> None:
     proposal = result.get("label_proposal")
     if proposal:
         counts = ", ".join(f"{k}={v}" for k, v in proposal["labels"].items())
-        out.print(f"[yellow]no labels configured;[/] proposed from the answers: {counts}")
+        out.print(f"[yellow]no labels configured;[/] proposed from the answers: {escape(str(counts))}")
         if proposal["label_parser"]:
             out.print(f"  label_parser ({proposal['wrapping']}): {proposal['label_parser']}")
 
@@ -125,7 +126,7 @@ def _render_quality(result: dict[str, Any]) -> None:
     for column in ("batch", "expectation", "column", "ok", "unexpected", "rows"):
         table.add_column(column)
     for item in result["expectations"]:
-        ok = "-" if item["success"] is None else ("yes" if item["success"] else "[red]no[/]")
+        ok = "-" if item["success"] is None else ("yes" if item["success"] else Text("no", style="red"))
         table.add_row(
             item["batch_id"] or "-",
             item["expectation"].removeprefix("expect_").replace("column_values_to_", ""),
@@ -141,7 +142,7 @@ def _render_quality(result: dict[str, Any]) -> None:
     if rare:
         out.print("rare slices: " + ", ".join(rare))
     for warning in result.get("slice_warnings", []):
-        out.print(f"[yellow]warning:[/] {warning}")
+        out.print(f"[yellow]warning:[/] {escape(warning)}")
     _render_calibration(result.get("dedup", {}), result.get("dedup_calibration", []))
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.table import Table
+from rich.markup import escape
 
-from flywheel.cli.app import JsonOpt, app, emit, err, fail, guarded, out, progress_bar, state, warn_all
+from flywheel.cli.app import JsonOpt, Table, app, emit, err, fail, guarded, out, progress_bar, state, warn_all
 from flywheel.ingest import IngestReport, ingest_paths
 from flywheel.stats import workload_stats
 
@@ -130,7 +130,7 @@ def _served(cli: Any, report: IngestReport) -> dict[str, Any]:
 def _print_problems(report: IngestReport) -> None:
     """One line per problem on stderr: file-level errors, then the first quarantined lines."""
     for message in report.errors:
-        err.print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     shown = 0
     for file_report in report.files:
         for problem in file_report.problems:

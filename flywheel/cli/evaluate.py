@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import typer
-from rich.table import Table
 
 from flywheel.cli.app import (
     CliState,
     JsonOpt,
+    Table,
     app,
     emit,
     err,

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import typer
-from rich.table import Table
 
-from flywheel.cli.app import JsonOpt, app, emit, err, fail, guarded, out, progress_bar, state
+from flywheel.cli.app import JsonOpt, Table, app, emit, err, fail, guarded, out, progress_bar, state
 
 MODES = ("replay", "relabel", "synthesize")
 

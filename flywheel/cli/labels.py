@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.table import Table
 
-from flywheel.cli.app import JsonOpt, emit, err, fail, guarded, labels_app, out, state
+from flywheel.cli.app import JsonOpt, Table, emit, err, fail, guarded, labels_app, out, state
 
 MATCH_HELP = (
     "prompt: the user's prompt text; id: the interaction id; column: an ingested source column (--column)"

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import typer
-from rich.table import Table
 
-from flywheel.cli.app import JsonOpt, app, emit, guarded, out, state
+from flywheel.cli.app import JsonOpt, Table, app, emit, guarded, out, state
 from flywheel.monitor import DEFAULT_WINDOW_DAYS, monitor_summary
 
 FEEDBACK_KEYS = ("positive", "negative", "corrections")

@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.table import Table
 
-from flywheel.cli.app import JsonOpt, app, emit, fail, guarded, out, state
+from flywheel.cli.app import JsonOpt, Table, app, emit, fail, guarded, out, state
 
 NameArg = typer.Argument(..., help="Recipe: banking77 | snips")
 DataOpt = typer.Option(None, "--data", help="Dataset directory (default: <repo>/../shared/data/<recipe>)")

@@ -12,9 +12,8 @@ import time
 from typing import Any
 
 import typer
-from rich.table import Table
 
-from flywheel.cli.app import JsonOpt, app, emit, fail, guarded, out, state
+from flywheel.cli.app import JsonOpt, Table, app, emit, fail, guarded, out, state
 
 SUMMARY_KEYS = ("decision", "champion", "metric", "student_score", "teacher_score", "saved_pct")
 

@@ -8,9 +8,8 @@ from typing import Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from flywheel.cli.app import JsonOpt, app, emit, err, fail, guarded, out, state
+from flywheel.cli.app import JsonOpt, Table, app, emit, err, fail, guarded, out, state
 
 
 @app.command()
