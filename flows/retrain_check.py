@@ -17,6 +17,8 @@ from prefect.artifacts import create_markdown_artifact
 from flows.flywheel_flow import flywheel_loop
 from flows.tasks import curate_task, ingest_task
 from flywheel import loop as stages
+from flywheel.curate import NothingKept
+from flywheel.datasets import latest_snapshot_id
 from flywheel.registry import Registry
 from flywheel.triggers import apply_rollback, retrain_decision
 
@@ -33,9 +35,13 @@ def retrain_check(
     retrain: bool = True,
 ) -> dict[str, Any]:
     ingest_task(config, home, workload)
-    curated = curate_task(config, home, workload)
     loop = stages.Loop.open(config, home)
-    decision = retrain_decision(loop.warehouse, loop.workload(workload), curated["snapshot_id"])
+    try:
+        snapshot_id = curate_task(config, home, workload)["snapshot_id"]
+    except NothingKept as exc:  # nothing new to learn from; the live signals still count
+        get_run_logger().warning("%s", exc)
+        snapshot_id = latest_snapshot_id(loop.warehouse, workload)
+    decision = retrain_decision(loop.warehouse, loop.workload(workload), snapshot_id)
     if force:
         decision = decision | {"trigger": True, "reasons": [*decision["reasons"], "forced"]}
     decision["rollback_action"] = apply_rollback(
