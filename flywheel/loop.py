@@ -241,7 +241,7 @@ def evaluate_stage(
         usage=teacher_usage(loop.warehouse, [e.interaction_id for e in examples if e.interaction_id]),
     )
     snapshots = {r.snapshot_id for r in records if r.snapshot_id}
-    return evaluate_workload(
+    report = evaluate_workload(
         registry,
         workload,
         examples,
@@ -257,6 +257,27 @@ def evaluate_stage(
         seed=seed,
         progress=progress,
     )
+    report.data_need = data_need(loop, report, {r.model_id: registry.artifact_dir(r) for r in records})
+    return report
+
+
+def data_need(loop: Loop, report: Any, artifacts: dict[str, Path]) -> dict[str, Any] | None:
+    """How many training records would reach the gate's target (flywheel.evaluate.data_need)."""
+    from flywheel.evaluate.data_need import data_need_for, rare_slices
+    from flywheel.train.student import read_manifest
+
+    curves = {}
+    for model_id, directory in artifacts.items():
+        try:
+            curves[model_id] = read_manifest(directory).get("learning_curve")
+        except FileNotFoundError:
+            curves[model_id] = None
+    contenders = {m: r for m, r in report.result.models.items() if m in artifacts}
+    scored = {m: r.get(report.decision.primary_metric).value for m, r in contenders.items()
+              if r.get(report.decision.primary_metric) is not None}  # fmt: skip
+    target = report.decision.target.floor if report.decision.target else None
+    rare = rare_slices(loop.warehouse, report.workload_id, report.snapshot_id)
+    return data_need_for(target, scored, curves, winner=report.decision.winner, rare_slices=rare)
 
 
 def standing(loop: Loop, workload_id: str) -> dict[str, Any]:

@@ -1,0 +1,112 @@
+"""Data need on real traffic: a 14-intent slice of BANKING77 run as replay classification logs.
+
+Writes derived traffic (a seeded sample of `--records` rows of the first `--labels` intents of
+train.csv; the dataset itself is read in place) and a flywheel.yaml whose MiniLM student leaves
+epochs, learning rate and max length to the data (flywheel.train.search), then runs one turn
+(`flywheel run`) and prints the gate's decision, its reasons, what training chose and the data-need
+estimate. Skips cleanly (exit 0) when the data is absent.
+
+    .venv/bin/python bench/data_need_banking77.py --records 500 --out /tmp/b14-500
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = Path("/work/shared/data/banking77")
+
+
+def write_traffic(data: Path, out: Path, records: int, labels: int, seed: int) -> tuple[Path, list[str]]:
+    intents = json.loads((data / "categories.json").read_text(encoding="utf-8"))[:labels]
+    with (data / "train.csv").open(newline="", encoding="utf-8") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["category"] in intents]
+    rows = random.Random(seed).sample(rows, min(records, len(rows)))
+    path = out / "traffic" / "train.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["text", "category"])
+        writer.writeheader()
+        writer.writerows({"text": r["text"], "category": r["category"]} for r in rows)
+    return path, intents
+
+
+def write_config(out: Path, traffic: Path, intents: list[str]) -> Path:
+    workload: dict[str, Any] = {
+        "id": "b14",
+        "task": "classification",
+        "labels": intents,
+        "sources": [
+            {
+                "path": str(traffic.resolve()),
+                "format": "csv",
+                "mapping": {
+                    "prompt": "text",
+                    "response": "category",
+                    "system_prompt": "Classify the bank customer's message into one of: "
+                    + ", ".join(intents),
+                },
+            }
+        ],
+        # Defaults on purpose: epochs, learning rate and max length are chosen from the data.
+        "students": [{"name": "minilm", "kind": "encoder-classifier", "method": "full"}],
+        "gate": {"min_cost_reduction": 0.9},
+        "curation": {"near_dup_threshold": 0.9, "export": []},
+    }
+    config = {"home": str((out / ".flywheel").resolve()), "teacher": {"model": "gpt-4o-mini"}}
+    path = out / "flywheel.yaml"
+    path.write_text(yaml.safe_dump(config | {"workloads": [workload]}, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--records", type=int, default=500)
+    parser.add_argument("--labels", type=int, default=14)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    if not (args.data / "train.csv").exists():
+        print(f"skipped: no BANKING77 at {args.data}")
+        return 0
+    traffic, intents = write_traffic(args.data, args.out, args.records, args.labels, args.seed)
+    config = write_config(args.out, traffic, intents)
+    command = [sys.executable, "-c", "from flywheel.cli import app; app()"]
+    command += ["--config", str(config), "run", "-w", "b14", "--json"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
+    (args.out / "run.json").write_text(done.stdout, encoding="utf-8")
+    if done.returncode:
+        print(done.stderr[-3000:])
+        return done.returncode
+    turn = json.loads(done.stdout)["turns"]["b14"]
+    print(json.dumps(summary(turn), indent=1))
+    return 0
+
+
+def summary(turn: dict[str, Any]) -> dict[str, Any]:
+    stages = turn.get("stages") or turn
+    evaluation = stages.get("evaluate") or {}
+    trained = (stages.get("train") or {}).get("candidates") or []
+    return {
+        "splits": (stages.get("curate") or {}).get("splits"),
+        "decision": evaluation.get("decision"),
+        "reasons": evaluation.get("reasons"),
+        "models": [(m["model"], m.get("value"), m.get("ci_low")) for m in evaluation.get("models", [])],
+        "eval_rows_needed": evaluation.get("eval_rows_needed"),
+        "fit": [m.get("fit") for m in trained],
+        "data_need": evaluation.get("data_need"),
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())
