@@ -170,8 +170,14 @@ def fit_section(fit: dict[str, Any] | None, curve: dict[str, Any] | None) -> lis
         f"{length.get('truncated')} of {length.get('total')} truncated; "
         f"model limit {length.get('model_limit')}",
         *[f"- {reason}" for reason in (fit.get("plan") or {}).get("reasons", [])],
-        f"- chosen: learning rate {chosen.get('learning_rate')}, best val epoch {val.get('epoch')} of "
-        f"{val.get('epochs_run')} run, val accuracy {val.get('accuracy')}",
+        *(
+            [
+                f"- chosen: learning rate {chosen.get('learning_rate')}, best val epoch {val.get('epoch')} "
+                f"of {val.get('epochs_run')} run, val accuracy {val.get('accuracy')}"
+            ]
+            if chosen
+            else []
+        ),
         *[f"- trial lr {t['learning_rate']}: {_trial_text(t)}" for t in fit.get("trials", [])],
         *[f"- WARNING: {w}" for w in fit.get("warnings", [])],
     ]
