@@ -69,3 +69,44 @@ def test_the_run_report_shows_records_needed_and_rare_slices() -> None:
     text = markdown_report("w", stages, {})
     assert "## Data need" in text and f"About **{need['records_needed']:,}**" in text  # type: ignore[index]
     assert "card_arrival (3)" in text and "100: 0.550" in text
+
+
+def test_cli_evaluate_json_carries_the_data_need(tmp_path, monkeypatch) -> None:
+    import json
+    import sys
+    import types
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from flywheel.cli import app
+    from flywheel.demo import demo_config_path
+    from flywheel.store.db import Warehouse
+    from tests.evaluate.helpers import insert_model
+    from tests.evaluate.test_gate_reference import examples, wrong_one_in
+
+    data = examples(1, gold=False)
+    for example in data:
+        example.workload_id = "support-routing"
+    datasets = types.ModuleType("flywheel.datasets")
+    datasets.load_examples = lambda warehouse, workload_id, splits: data  # type: ignore[attr-defined]
+    student = types.ModuleType("flywheel.train.student")
+    student.load_student = lambda path: wrong_one_in(10, Path(path).name)  # type: ignore[attr-defined]
+    manifest = {"learning_curve": {"metric": "val agreement", "points": curve(0.95, 4.0, 0.5)}}
+    student.read_manifest = lambda path: manifest  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "flywheel.datasets", datasets)
+    monkeypatch.setitem(sys.modules, "flywheel.train.student", student)
+    home = tmp_path / "home"
+    insert_model(
+        Warehouse(home / "warehouse.duckdb"), home, "support-routing/cand/1", workload_id="support-routing"
+    )
+    args = ["--home", str(home), "--config", str(demo_config_path()), "evaluate", "-w", "support-routing"]
+    result = CliRunner().invoke(app, [*args, "--resamples", "400", "--json", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    need = json.loads(result.stdout)["data_need"]
+    assert need["target"] == 0.9 and need["model"] == "support-routing/cand/1"  # min_agreement
+    assert need["status"] == "estimated" and need["records_needed"] > 400
+    assert need["curve"] == [[100, 0.55], [200, 0.6672], [400, 0.75]]
+    shown = CliRunner().invoke(app, [*args, "--resamples", "400", "--dry-run"])
+    text = " ".join(shown.output.split())
+    assert f"data need: about {need['records_needed']} training records to reach 0.900" in text
