@@ -45,6 +45,7 @@ def markdown_report(workload_id: str, stages: dict[str, Any], seconds: dict[str,
     summary = summarize_turn(workload_id, stages)
     lines = [f"# Flywheel turn: {workload_id}", ""]
     lines += _funnel(stages)
+    lines += training_lines(stages.get("train") or {})
     lines += _scores(stages.get("evaluate") or {})
     lines += [
         "## Decision",
@@ -97,6 +98,25 @@ def _scores(evaluation: dict[str, Any]) -> list[str]:
             f"{_num(model.get('ci_low'))} - {_num(model.get('ci_high'))} | "
             f"{'-' if cost is None else f'{cost:.4g}'} |"
         )
+    return [*lines, ""]
+
+
+def training_lines(train: dict[str, Any]) -> list[str]:
+    """What training chose for each candidate (flywheel.train.search), and the warnings it raised."""
+    fitted = [c for c in train.get("candidates") or [] if c.get("fit") and c.get("variant", "base") == "base"]
+    if not fitted:
+        return []
+    lines = ["## Training", ""]
+    for candidate in fitted:
+        fit = candidate["fit"]
+        lines.append(
+            f"- `{candidate['name']}`: learning rate {fit.get('learning_rate')}, best val epoch "
+            f"{fit.get('best_epoch')} of {fit.get('epochs_run')} (cap {fit.get('epochs_cap')}), val "
+            f"accuracy {fit.get('val_accuracy')}; max length {fit.get('max_length')} "
+            f"({fit.get('max_length_source')}, {fit.get('truncated')} truncated)"
+        )
+        lines += [f"  - {reason}" for reason in fit.get("reasons", [])]
+        lines += [f"  - **warning**: {warning}" for warning in fit.get("warnings", [])]
     return [*lines, ""]
 
 

@@ -110,3 +110,13 @@ def test_cli_evaluate_json_carries_the_data_need(tmp_path, monkeypatch) -> None:
     shown = CliRunner().invoke(app, [*args, "--resamples", "400", "--dry-run"])
     text = " ".join(shown.output.split())
     assert f"data need: about {need['records_needed']} training records to reach 0.900" in text
+
+
+def test_the_run_report_says_what_training_chose() -> None:
+    fit = {"learning_rate": 3e-4, "best_epoch": 6.0, "epochs_run": 9.0, "epochs_cap": 20.0, "max_length": 32,
+           "max_length_source": "p95 of training inputs", "truncated": "3/400", "reasons": ["searched"],
+           "warnings": ["most inputs cut"]}  # fmt: skip
+    stages = {"train": {"candidates": [{"name": "minilm", "variant": "base", "fit": fit}]}}
+    text = markdown_report("w", stages, {})
+    assert "## Training" in text and "learning rate 0.0003, best val epoch 6.0 of 9.0" in text
+    assert "max length 32 (p95 of training inputs, 3/400 truncated)" in text and "most inputs cut" in text
