@@ -112,7 +112,7 @@ def plan_fit(settings: TrainSettings, n_train: int, n_val: int) -> FitPlan:
     stopping = n_val >= MIN_VAL_FOR_STOPPING
     reasons = []
     if "learning_rate" in auto and stopping:
-        rates = [settings.learning_rate * f for f in LR_FACTORS]
+        rates = [float(f"{settings.learning_rate * f:.3g}") for f in LR_FACTORS]
         reasons.append(f"learning rate searched over {', '.join(f'{r:.0e}' for r in rates)} (best val score)")
     else:
         rates = [settings.learning_rate]

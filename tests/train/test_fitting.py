@@ -50,7 +50,7 @@ def test_an_explicit_length_that_truncates_most_inputs_warns() -> None:
 def test_plan_searches_unset_learning_rate_and_caps_unset_epochs() -> None:
     auto = settings()
     plan = plan_fit(auto, n_train=400, n_val=40)
-    assert plan.learning_rates == [auto.learning_rate * f for f in LR_FACTORS]
+    assert plan.learning_rates == [float(f"{auto.learning_rate * f:.3g}") for f in LR_FACTORS]
     assert plan.early_stopping and EPOCH_CAP[0] <= plan.epochs <= EPOCH_CAP[1]
     assert plan_fit(auto, n_train=100_000, n_val=40).epochs == EPOCH_CAP[0]
     no_val = plan_fit(auto, n_train=400, n_val=5)
