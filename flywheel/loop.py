@@ -277,7 +277,10 @@ def data_need(loop: Loop, report: Any, artifacts: dict[str, Path]) -> dict[str, 
               if r.get(report.decision.primary_metric) is not None}  # fmt: skip
     target = report.decision.target.floor if report.decision.target else None
     rare = rare_slices(loop.warehouse, report.workload_id, report.snapshot_id)
-    return data_need_for(target, scored, curves, winner=report.decision.winner, rare_slices=rare)
+    need = data_need_for(target, scored, curves, winner=report.decision.winner, rare_slices=rare)
+    if need is not None and report.result.reference == "gold":
+        need["caveat"] = "the curve is agreement with the training labels; the target is on gold"
+    return need
 
 
 def standing(loop: Loop, workload_id: str) -> dict[str, Any]:
