@@ -203,7 +203,11 @@ def best_val(log_history: list[dict[str, Any]]) -> dict[str, Any] | None:
     best = max(entries, key=lambda e: (e["eval_score"], -e.get("epoch", 0)))
     return {
         "epoch": best.get("epoch"),
-        "accuracy": best.get("eval_accuracy"),
-        "loss": best.get("eval_loss"),
+        "accuracy": _round(best.get("eval_accuracy")),
+        "loss": _round(best.get("eval_loss")),
         "epochs_run": max(e.get("epoch", 0) for e in entries),
     }
+
+
+def _round(value: Any) -> float | None:
+    return None if value is None else round(float(value), 4)
