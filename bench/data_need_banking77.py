@@ -51,7 +51,7 @@ def write_traffic(
     return path, intents
 
 
-def write_config(out: Path, traffic: Path, intents: list[str]) -> Path:
+def write_config(out: Path, traffic: Path, intents: list[str], student: dict[str, Any] | None = None) -> Path:
     workload: dict[str, Any] = {
         "id": "b14",
         "task": "classification",
@@ -69,7 +69,7 @@ def write_config(out: Path, traffic: Path, intents: list[str]) -> Path:
             }
         ],
         # Defaults on purpose: epochs, learning rate and max length are chosen from the data.
-        "students": [{"name": "minilm", "kind": "encoder-classifier", "method": "full"}],
+        "students": [{"name": "minilm", "kind": "encoder-classifier", "method": "full", **(student or {})}],
         "gate": {"min_cost_reduction": 0.9},
         "curation": {"near_dup_threshold": 0.9, "export": []},
     }
@@ -87,6 +87,9 @@ def main() -> int:
     parser.add_argument("--labels", type=int, default=14)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--student", default="{}", help="JSON fields for the student, e.g. '{\"epochs\": 3}' (a baseline)"
+    )
+    parser.add_argument(
         "--intents",
         default=None,
         help="Comma-separated intents, or 'confusable' (default: the first --labels)",
@@ -97,7 +100,7 @@ def main() -> int:
         return 0
     chosen = CONFUSABLE if args.intents == "confusable" else args.intents
     traffic, intents = write_traffic(args.data, args.out, args.records, args.labels, args.seed, chosen)
-    config = write_config(args.out, traffic, intents)
+    config = write_config(args.out, traffic, intents, json.loads(args.student))
     command = [sys.executable, "-c", "from flywheel.cli import app; app()"]
     command += ["--config", str(config), "run", "-w", "b14", "--json"]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
