@@ -271,7 +271,7 @@ def evaluate_stage(
         usage=teacher_usage(loop.warehouse, logged, loop.prices, {workload_id: teacher_model}),
     )
     snapshots = {r.snapshot_id for r in records if r.snapshot_id}
-    return evaluate_workload(
+    report = evaluate_workload(
         registry,
         workload,
         examples,
@@ -287,6 +287,30 @@ def evaluate_stage(
         seed=seed,
         progress=progress,
     )
+    report.data_need = data_need(loop, report, {r.model_id: registry.artifact_dir(r) for r in records})
+    return report
+
+
+def data_need(loop: Loop, report: Any, artifacts: dict[str, Path]) -> dict[str, Any] | None:
+    """How many training records would reach the gate's target (flywheel.evaluate.data_need)."""
+    from flywheel.evaluate.data_need import data_need_for, rare_slices
+    from flywheel.train.student import read_manifest
+
+    curves = {}
+    for model_id, directory in artifacts.items():
+        try:
+            curves[model_id] = read_manifest(directory).get("learning_curve")
+        except FileNotFoundError:
+            curves[model_id] = None
+    contenders = {m: r for m, r in report.result.models.items() if m in artifacts}
+    scored = {m: r.get(report.decision.primary_metric).value for m, r in contenders.items()
+              if r.get(report.decision.primary_metric) is not None}  # fmt: skip
+    target = report.decision.target.floor if report.decision.target else None
+    rare = rare_slices(loop.warehouse, report.workload_id, report.snapshot_id)
+    need = data_need_for(target, scored, curves, winner=report.decision.winner, rare_slices=rare)
+    if need is not None and report.result.reference == "gold":
+        need["caveat"] = "the curve is agreement with the training labels; the target is on gold"
+    return need
 
 
 def standing(loop: Loop, workload_id: str) -> dict[str, Any]:

@@ -23,6 +23,7 @@ def summarize_turn(workload_id: str, stages: dict[str, Any]) -> dict[str, Any]:
         "reasons": evaluation.get("reasons", ["no new candidate"]),
         "target": (evaluation.get("target") or {}).get("text"),
         "eval_rows_needed": evaluation.get("eval_rows_needed"),
+        "data_need": evaluation.get("data_need"),
         "champion": champion,
         "metric": evaluation.get("primary_metric"),
         "student_score": student.get("value"),
@@ -44,6 +45,7 @@ def markdown_report(workload_id: str, stages: dict[str, Any], seconds: dict[str,
     summary = summarize_turn(workload_id, stages)
     lines = [f"# Flywheel turn: {workload_id}", ""]
     lines += _funnel(stages)
+    lines += training_lines(stages.get("train") or {})
     lines += _scores(stages.get("evaluate") or {})
     lines += [
         "## Decision",
@@ -60,6 +62,7 @@ def markdown_report(workload_id: str, stages: dict[str, Any], seconds: dict[str,
             "resolve the margin (curate more traffic, then run again).",
             "",
         ]
+    lines += data_need_lines(summary["data_need"])
     lines += _costs(summary)
     lines += ["## Wall time per stage", "", "| stage | seconds |", "| --- | ---: |"]
     lines += [f"| {stage} | {value:.1f} |" for stage, value in seconds.items()]
@@ -96,6 +99,52 @@ def _scores(evaluation: dict[str, Any]) -> list[str]:
             f"{'-' if cost is None else f'{cost:.4g}'} |"
         )
     return [*lines, ""]
+
+
+def training_lines(train: dict[str, Any]) -> list[str]:
+    """What training chose for each candidate (flywheel.train.search), and the warnings it raised."""
+    fitted = [c for c in train.get("candidates") or [] if c.get("fit") and c.get("variant", "base") == "base"]
+    if not fitted:
+        return []
+    lines = ["## Training", ""]
+    for candidate in fitted:
+        fit = candidate["fit"]
+        lines.append(
+            f"- `{candidate['name']}`: learning rate {fit.get('learning_rate')}, best val epoch "
+            f"{fit.get('best_epoch')} of {fit.get('epochs_run')} (cap {fit.get('epochs_cap')}), val "
+            f"accuracy {fit.get('val_accuracy')}; max length {fit.get('max_length')} "
+            f"({fit.get('max_length_source')}, {fit.get('truncated')} truncated)"
+        )
+        lines += [f"  - {reason}" for reason in fit.get("reasons", [])]
+        lines += [f"  - **warning**: {warning}" for warning in fit.get("warnings", [])]
+    return [*lines, ""]
+
+
+def data_need_lines(need: dict[str, Any] | None) -> list[str]:
+    """The data-need estimate: records to reach the target, the curve behind it, the rare slices."""
+    if not need:
+        return []
+    lines = ["## Data need", "", f"Target {need['target']:.3f} ({need.get('curve_metric') or 'score'})."]
+    status = need.get("status")
+    if status == "estimated":
+        span = need.get("records_needed_range") or [None, None]
+        high = "-" if span[1] is None else f"{span[1]:,}"
+        lines.append(
+            f"About **{need['records_needed']:,}** {need.get('unit', 'training records')} would reach it "
+            f"(10-90%: {span[0]:,} - {high}; now {need.get('current_records', 0):,})."
+        )
+    elif status == "not_reachable":
+        lines.append(f"**Not reachable with this student**: {need.get('note', '')}.")
+    else:
+        lines.append(need.get("note") or "No estimate.")
+    curve = ", ".join(f"{n:,}: {score:.3f}" for n, score in need.get("curve", []))
+    lines += ["", f"Learning curve (records: score) of `{need.get('model')}`: {curve}", ""]
+    rare = need.get("rare_slices") or []
+    if rare:
+        shown = ", ".join(f"{r['slice']} ({r['n']})" for r in rare[:15])
+        more = f" and {len(rare) - 15} more" if len(rare) > 15 else ""
+        lines += [f"Slices that lack data (rare at curation): {shown}{more}.", ""]
+    return lines
 
 
 def _costs(summary: dict[str, Any]) -> list[str]:

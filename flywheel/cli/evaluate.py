@@ -138,6 +138,21 @@ def _render_evaluation(payload: dict[str, Any]) -> None:
             f"{payload['eval_rows_needed']} eval rows would resolve the margin (curate more traffic)",
             highlight=False,
         )
+    need = payload.get("data_need")
+    if need:
+        out.print(f"data need: {_need_text(need)}", highlight=False)
+
+
+def _need_text(need: dict[str, Any]) -> str:
+    curve = ", ".join(f"{n}: {score:.3f}" for n, score in need.get("curve", []))
+    if need.get("status") == "estimated":
+        head = f"about {need['records_needed']} training records to reach {need['target']:.3f}"
+    elif need.get("status") == "not_reachable":
+        head = f"target {need['target']:.3f} not reachable with this student"
+    else:
+        head = need.get("note") or "no estimate"
+    rare = need.get("rare_slices") or []
+    return f"{head} (curve {curve})" + (f"; {len(rare)} rare slice(s)" if rare else "")
 
 
 def _num(value: float | None, digits: int = 4) -> str:

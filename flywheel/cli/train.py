@@ -122,3 +122,13 @@ def _render(payload: dict[str, Any]) -> None:
     out.print(table)
     for model in payload["candidates"]:
         out.print(f"{model['model_id']}  ->  {model['path']}", highlight=False)
+        fit = model.get("fit") or {}
+        if fit.get("learning_rate") is not None:
+            out.print(
+                f"  fit: lr {fit['learning_rate']}, best val epoch {fit.get('best_epoch')} of "
+                f"{fit.get('epochs_run')}, max length {fit.get('max_length')} "
+                f"({fit.get('max_length_source')}, {fit.get('truncated')} truncated)",
+                highlight=False,
+            )
+        for warning in fit.get("warnings") or []:
+            err.print(f"  warning: {warning}", highlight=False)

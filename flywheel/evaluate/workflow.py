@@ -51,6 +51,7 @@ class EvaluationReport:
     promotion: Promotion | None = None
     retired: list[str] = field(default_factory=list)
     applied: bool = True
+    data_need: dict[str, Any] | None = None  # flywheel.evaluate.data_need, when a curve was recorded
 
     def as_dict(self) -> dict[str, Any]:
         """The `flywheel evaluate --json` object."""
@@ -66,6 +67,7 @@ class EvaluationReport:
             "summary": self.decision.summary,
             "target": self.decision.target.as_dict() if self.decision.target else None,
             "eval_rows_needed": self.decision.eval_rows_needed,
+            "data_need": self.data_need,
             "applied": self.applied,
             "retired": self.retired,
             "reference": self.result.reference,

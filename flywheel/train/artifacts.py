@@ -135,6 +135,7 @@ def model_card(manifest: dict[str, Any]) -> str:
         "",
         *[f"- {key}: {value}" for key, value in sorted(metrics.items())],
         "",
+        *fit_section(manifest.get("fit"), manifest.get("learning_curve")),
         "## Loss curve",
         "",
         _sparkline([row["loss"] for row in curve]),
@@ -153,6 +154,43 @@ def model_card(manifest: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def fit_section(fit: dict[str, Any] | None, curve: dict[str, Any] | None) -> list[str]:
+    """How the student was fit to its data (flywheel.train.search): what was chosen and why."""
+    if not fit:
+        return []
+    length, chosen = fit.get("max_length") or {}, fit.get("chosen") or {}
+    val = chosen.get("val") or {}
+    lines = [
+        "## How it was fit",
+        "",
+        f"- max length {length.get('max_length')} ({length.get('source')}): training inputs p50 "
+        f"{length.get('p50')}, p95 {length.get('p95')}, longest {length.get('longest')} tokens; "
+        f"{length.get('truncated')} of {length.get('total')} truncated; "
+        f"model limit {length.get('model_limit')}",
+        *[f"- {reason}" for reason in (fit.get("plan") or {}).get("reasons", [])],
+        *(
+            [
+                f"- chosen: learning rate {chosen.get('learning_rate')}, best val epoch {val.get('epoch')} "
+                f"of {val.get('epochs_run')} run, val accuracy {val.get('accuracy')}"
+            ]
+            if chosen
+            else []
+        ),
+        *[f"- trial lr {t['learning_rate']}: {_trial_text(t)}" for t in fit.get("trials", [])],
+        *[f"- WARNING: {w}" for w in fit.get("warnings", [])],
+    ]
+    if curve and curve.get("points"):
+        points = ", ".join(f"{p['n']}: {p['score']}" for p in curve["points"])
+        lines.append(f"- learning curve ({curve.get('metric')}, records: score): {points}")
+    return [*lines, ""]
+
+
+def _trial_text(trial: dict[str, Any]) -> str:
+    if "skipped" in trial:
+        return f"skipped ({trial['skipped']})"
+    return f"val accuracy {(trial.get('val') or {}).get('accuracy')}, {trial.get('seconds')} s"
 
 
 def _thin(rows: list[dict[str, Any]], count: int) -> list[dict[str, Any]]:

@@ -48,6 +48,7 @@ class TrainedCandidate:
     kept: bool = True
     code_version: str | None = None
     loss_curve: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    fit: dict[str, Any] | None = None  # what flywheel.train.search chose, and why
     variants: list[TrainedCandidate] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -65,6 +66,7 @@ class TrainedCandidate:
             "tokens_per_second": round(self.tokens_per_second, 2),
             "metrics": self.metrics,
             "resumed_from_step": self.resumed_from_step,
+            "fit": self.fit,
         }
 
     def flatten(self) -> list[TrainedCandidate]:

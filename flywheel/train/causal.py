@@ -104,6 +104,30 @@ def max_new_tokens_for(tokenizer: Any, train: list[Example], task: str, max_seq_
     return max(4, min(max_seq_length // 2, int(longest * 1.25) + 4))
 
 
+def length_report(
+    settings: TrainSettings, model: Any, tokenizer: Any, train: list[Example], task: str
+) -> dict[str, Any]:
+    """How many training conversations (prompt + answer) fit max_seq_length; a warning when most do
+    not (SFT cuts the end: the answer). The length stays the configured one for causal students."""
+    from flywheel.train.fitting import choose_max_length, model_length_limit, token_lengths
+
+    include_tools = settings.options.include_tools
+    texts = [
+        tokenizer.apply_chat_template(
+            [*prompt_messages(e, include_tools), {"role": "assistant", "content": target_text(e, task)}],
+            tokenize=False,
+        )
+        for e in train
+    ]
+    lengths = token_lengths(tokenizer, texts)
+    limit = model_length_limit(tokenizer, model.config)
+    choice = choose_max_length(lengths, limit, settings.max_seq_length, "right (the answer)")
+    report: dict[str, Any] = {"max_length": choice.as_dict()}
+    if choice.warning:
+        report["warnings"] = [choice.warning]
+    return report
+
+
 def fit_causal(
     settings: TrainSettings,
     train: list[Example],
@@ -126,7 +150,10 @@ def fit_causal(
     loss = choose_loss(options.loss, tokenizer)
     max_new = options.max_new_tokens or max_new_tokens_for(tokenizer, train, task, settings.max_seq_length)
     common = {"seed": seed, "progress": progress, "resume": resume}
-    extra: dict[str, Any] = {"distillation": options.distill.mode}
+    extra: dict[str, Any] = {
+        "distillation": options.distill.mode,
+        "fit": length_report(settings, model, tokenizer, train, task),
+    }
     if options.distill.mode == "logits":
         from flywheel.train.distill import fit_logit_distill
 

@@ -31,6 +31,8 @@ DEFAULT_LR: dict[tuple[str, str], float] = {
     ("encoder-extractor", "top-k-layers"): 3e-4,
 }
 ADAPTER_LR = {"scratch": 1e-3, "causal-lm": 2e-4, "encoder-classifier": 5e-4, "encoder-extractor": 5e-4}
+# StudentConfig fields that, left unset, are chosen from the data (flywheel.train.fitting).
+AUTO_FIELDS = frozenset({"epochs", "learning_rate", "max_seq_length"})
 PostVariant = Literal["base", "pruned", "int8"]
 
 
@@ -95,6 +97,15 @@ class TrainOptions(_Strict):
     # Inference
     max_new_tokens: int | None = Field(None, ge=1, description="None: from the longest training answer")
     val_examples: int = Field(200, ge=0, description="Validation examples scored after training")
+    # Fitting (flywheel.train.fitting)
+    fit_budget_s: float = Field(
+        600.0, gt=0, description="Wall-clock budget of the epoch/lr search (the learning curve: half more)"
+    )
+    learning_curve: bool | None = Field(
+        None,
+        description="Train on 25%/50% of train too, for the data-need estimate; None: on for "
+        "encoder-classifier students with at most 5,000 training examples",
+    )
     distill: DistillOptions = Field(default_factory=DistillOptions)
     postprocess: PostprocessOptions = Field(default_factory=PostprocessOptions)
 
@@ -112,6 +123,9 @@ class TrainSettings(_Strict):
     batch_size: int
     max_seq_length: int
     options: TrainOptions
+    auto: list[str] = Field(
+        default_factory=list, description="Fields left unset in the config, chosen from the data"
+    )
 
     @property
     def uses_adapter(self) -> bool:
@@ -152,6 +166,7 @@ def resolve_settings(candidate: StudentConfig, workload: WorkloadConfig) -> Trai
         batch_size=candidate.batch_size,
         max_seq_length=candidate.max_seq_length,
         options=options,
+        auto=sorted(AUTO_FIELDS - candidate.model_fields_set),
     )
 
 

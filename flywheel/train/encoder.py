@@ -10,6 +10,13 @@ from typing import Any
 from flywheel.config import ConfigError
 from flywheel.records import Example
 from flywheel.train.config import MINILM_ALIASES, TrainSettings
+from flywheel.train.fitting import (
+    FitPlan,
+    classification_scores,
+    fit_callbacks,
+    restore_best,
+    stopping_arguments,
+)
 from flywheel.train.formatting import classifier_text, example_label
 from flywheel.train.hardware import Hardware
 from flywheel.train.sft import (
@@ -106,14 +113,25 @@ def fit_encoder(
     seed: int = 0,
     progress: Progress | None = None,
     resume: bool = True,
+    val: list[Example] | None = None,
+    plan: FitPlan | None = None,
+    deadline: float | None = None,
 ) -> tuple[FitResult, int]:
-    """Train the classifier; returns the fit and how many examples had a label outside the space."""
+    """Train the classifier; returns the fit and how many examples had a label outside the space.
+
+    With a `plan` that early-stops, `val` is scored every epoch and the best epoch's weights are kept;
+    `deadline` (time.monotonic()) stops training when the time budget is spent.
+    """
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
     label2id = dict(model.config.label2id)
     dataset, skipped = encode_examples(tokenizer, train, label2id, settings.max_seq_length)
     if len(dataset) == 0:
         raise ValueError("no training example has a label from the workload's label set")
+    stopping = plan is not None and plan.early_stopping and bool(val)
+    eval_dataset = None
+    if stopping:
+        eval_dataset = encode_examples(tokenizer, val or [], label2id, settings.max_seq_length)[0]
     model = prepare_encoder(model, settings)
     args = TrainingArguments(
         **training_arguments(
@@ -123,15 +141,21 @@ def fit_encoder(
             seed,
             train_sampling_strategy="group_by_length",
             length_column_name="length",
+            **(stopping_arguments(plan) if stopping and plan is not None else {}),
         )
     )
+    extra = fit_callbacks(plan, deadline if deadline is not None else float("inf")) if plan else []
     trainer = Trainer(
         model=model,
         args=args,
         train_dataset=dataset,
+        eval_dataset=eval_dataset,
+        compute_metrics=classification_scores if stopping else None,
         data_collator=DataCollatorWithPadding(tokenizer),
         processing_class=tokenizer,
-        callbacks=[StepReporter(progress)],
+        callbacks=[StepReporter(progress), *extra],
     )
     quiet_trainer(trainer)
-    return run_trainer(trainer, run_dir, resume), skipped
+    result = run_trainer(trainer, run_dir, resume)
+    restore_best(extra, result.model)
+    return result, skipped

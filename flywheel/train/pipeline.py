@@ -29,6 +29,7 @@ from flywheel.train.postprocess import (
     quantize_int8,
     save_int8,
 )
+from flywheel.train.search import fit_summary
 from flywheel.train.sft import decoder_layers, quiet_libraries
 from flywheel.train.student import INT8_WEIGHTS, CausalStudent, EncoderStudent
 
@@ -54,7 +55,7 @@ def run_candidate(
 
     with quiet_libraries():
         set_seed(context.seed)
-        built = fit(context, train)
+        built = fit(context, train, val)
         built.model = (
             merge_adapters(built.model) if context.settings.options.postprocess.merge else built.model
         )
@@ -63,7 +64,7 @@ def run_candidate(
     return base
 
 
-def fit(context: RunContext, train: list[Example]) -> Built:
+def fit(context: RunContext, train: list[Example], val: list[Example] | None = None) -> Built:
     settings, workload = context.settings, context.workload
     common = {"seed": context.seed, "progress": context.progress, "resume": True}
     manifest = {
@@ -74,25 +75,7 @@ def fit(context: RunContext, train: list[Example]) -> Built:
     if settings.kind == "encoder-extractor":
         return fit_extractor_candidate(context, train, manifest)
     if settings.kind == "encoder-classifier":
-        from flywheel.train.encoder import fit_encoder, label_space, load_encoder
-
-        model, tokenizer = load_encoder(settings, label_space(workload.labels, train))
-        result, skipped = fit_encoder(
-            model, tokenizer, train, settings, context.hardware, context.run_dir / "main", **common
-        )
-        manifest.update(
-            labels=list(model.config.label2id),
-            skipped_unknown_labels=skipped,
-            truncation_side=tokenizer.truncation_side,
-        )
-        return Built(
-            result.model,
-            tokenizer,
-            result.log_history,
-            result.tokens_per_second,
-            result.resumed_from_step,
-            manifest,
-        )
+        return fit_classifier_candidate(context, train, val, manifest)
     from flywheel.train.causal import fit_causal
 
     build = fit_causal(
@@ -109,6 +92,37 @@ def fit(context: RunContext, train: list[Example]) -> Built:
     return Built(
         build.model,
         build.tokenizer,
+        fit_result.log_history,
+        fit_result.tokens_per_second,
+        fit_result.resumed_from_step,
+        manifest,
+    )
+
+
+def fit_classifier_candidate(
+    context: RunContext, train: list[Example], val: list[Example] | None, manifest: dict[str, Any]
+) -> Built:
+    """Length, learning rate and epochs chosen from the data (flywheel.train.search), on record."""
+    from flywheel.train.encoder import label_space
+    from flywheel.train.search import fit_classifier
+
+    labels = label_space(context.workload.labels, train)
+    found = fit_classifier(
+        context.settings, labels, train, val or [], context.hardware, context.run_dir / "main",
+        seed=context.seed, progress=context.progress, resume=True,
+    )  # fmt: skip
+    manifest.update(
+        labels=labels,
+        skipped_unknown_labels=found.skipped,
+        truncation_side=found.tokenizer.truncation_side,
+        max_seq_length=found.report["max_length"]["max_length"],
+        fit=found.report,
+        learning_curve=found.curve,
+    )
+    fit_result = found.fit
+    return Built(
+        found.model,
+        found.tokenizer,
         fit_result.log_history,
         fit_result.tokens_per_second,
         fit_result.resumed_from_step,
@@ -277,6 +291,7 @@ def finish_variant(
         kept=keep is None or manifest["variant"] in keep,
         code_version=manifest["code_version"],
         loss_curve=curve,
+        fit=fit_summary(manifest.get("fit"), manifest.get("learning_curve")),
     )
 
 

@@ -76,7 +76,16 @@ def test_long_static_prompt_and_wrapped_labels_served_as_evaluated(tmp_path: Pat
         "labels": labels,
         "label_parser": {"regex": r"\[\[\[\[(.+?)\]\]\]\]", "lowercase": True},
         "sources": [{"path": str(logs), "format": "openai"}],
-        "students": [{"name": "minilm", "kind": "encoder-classifier", "epochs": 4, "max_seq_length": 64}],
+        "students": [
+            {
+                "name": "minilm",
+                "kind": "encoder-classifier",
+                "epochs": 4,
+                "max_seq_length": 64,
+                "learning_rate": 1e-4,
+                "options": {"learning_curve": False},
+            }
+        ],  # fixed settings: the test is about serving, not about the fit search
         "gate": {"min_agreement": 0.6, "min_cost_reduction": 0.0},
         "curation": {"eval_fraction": 0.3},
     }

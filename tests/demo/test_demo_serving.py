@@ -13,7 +13,10 @@ pytestmark = pytest.mark.slow
 
 
 def test_a_served_day_shows_student_traffic_and_savings(tmp_path: Path, demo_logs: Path) -> None:
-    student = {"name": "minilm", "kind": "encoder-classifier", "epochs": 2, "max_seq_length": 64}
+    student = {
+        "name": "minilm", "kind": "encoder-classifier", "epochs": 2, "max_seq_length": 64,
+        "learning_rate": 1e-4, "options": {"learning_curve": False},
+    }  # fmt: skip
     workload = demo_workload("support-routing", demo_logs, student)
     config = write_config(tmp_path / "home", workload)
     text = config.read_text() + "serve:\n  confidence_threshold: 0.0\n"

@@ -1,0 +1,219 @@
+"""Fit an encoder-classifier to its data: choose the input length, search the learning rate with early
+stopping on val within a time budget, and (when cheap) train on nested fractions of train for the
+learning curve behind the data-need estimate (flywheel.evaluate.data_need).
+
+The report this returns lands in the manifest (`fit`, `learning_curve`), the model card and the train
+stage's summary, so what was chosen, and why, is on record next to the model.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flywheel.records import Example
+from flywheel.train.config import TrainSettings
+from flywheel.train.fitting import (
+    MAX_VAL_FOR_STOPPING,
+    FitPlan,
+    best_val,
+    choose_max_length,
+    model_length_limit,
+    plan_fit,
+    token_lengths,
+)
+from flywheel.train.formatting import classifier_text, example_label
+from flywheel.train.hardware import Hardware
+from flywheel.train.sft import FitResult, Progress
+
+CURVE_FRACTIONS = (0.25, 0.5)
+CURVE_BUDGET_SHARE = 0.5  # the learning curve may take this share of options.fit_budget_s
+CURVE_MAX_TRAIN = 5000  # above this, the learning curve is off unless options.learning_curve is set
+
+
+@dataclass
+class SearchResult:
+    model: Any
+    tokenizer: Any
+    fit: FitResult
+    skipped: int
+    report: dict[str, Any] = field(default_factory=dict)
+    curve: dict[str, Any] | None = None
+
+
+@dataclass
+class _Run:
+    """Everything one search shares."""
+
+    settings: TrainSettings
+    labels: list[str]
+    hardware: Hardware
+    run_dir: Path
+    seed: int
+    progress: Progress | None
+    resume: bool
+    val: list[Example]
+    plan: FitPlan
+
+
+def fit_classifier(
+    settings: TrainSettings,
+    labels: list[str],
+    train: list[Example],
+    val: list[Example],
+    hardware: Hardware,
+    run_dir: Path,
+    *,
+    seed: int = 0,
+    progress: Progress | None = None,
+    resume: bool = True,
+) -> SearchResult:
+    """The best of the planned trials (by val score), with what was chosen and why."""
+    from flywheel.train.encoder import load_encoder
+
+    started = time.monotonic()
+    model, tokenizer = load_encoder(settings, labels)
+    explicit = None if "max_seq_length" in settings.auto else settings.max_seq_length
+    lengths = token_lengths(tokenizer, [classifier_text(e) for e in train])
+    limit = model_length_limit(tokenizer, model.config)
+    length = choose_max_length(lengths, limit, explicit, tokenizer.truncation_side)
+    settings = settings.model_copy(update={"max_seq_length": length.max_length})
+    stop_val = [e for e in val if example_label(e) in set(labels)][:MAX_VAL_FOR_STOPPING]
+    plan = plan_fit(settings, len(train), len(stop_val))
+    run = _Run(settings, labels, hardware, run_dir, seed, progress, resume, stop_val, plan)
+    best, trials = _search(run, train, started + plan.budget_s, first=(model, tokenizer))
+    report = {
+        "max_length": length.as_dict(),
+        "plan": plan.as_dict(),
+        "trials": trials,
+        "chosen": next(t for t in trials if t.get("chosen")),
+        "seconds": round(time.monotonic() - started, 1),
+    }
+    if length.warning:
+        report["warnings"] = [length.warning]
+    curve = None
+    if _curve_wanted(settings, len(train), plan):
+        curve = learning_curve(run, train, report["chosen"])
+    return SearchResult(best[0].model, best[1], best[0], best[2], report, curve)
+
+
+def _search(
+    run: _Run, train: list[Example], deadline: float, first: tuple[Any, Any]
+) -> tuple[tuple[FitResult, Any, int], list[dict[str, Any]]]:
+    """One trial per planned learning rate while the budget lasts; the best val score wins."""
+    from flywheel.train.encoder import fit_encoder, load_encoder
+
+    best: tuple[FitResult, Any, int] | None = None
+    best_score, trials, last_seconds = float("-inf"), [], 0.0
+    rates = run.plan.learning_rates
+    for index, rate in enumerate(rates):
+        begun = time.monotonic()
+        if index and begun + last_seconds / 4 > deadline:
+            trials.append({"learning_rate": rate, "skipped": "time budget"})
+            continue
+        # An equal share of what is left: a trial that stops early leaves its time to the next.
+        trial_deadline = begun + (deadline - begun) / (len(rates) - index)
+        model, tokenizer = first if index == 0 else load_encoder(run.settings, run.labels)
+        settings = run.settings.model_copy(update={"epochs": run.plan.epochs, "learning_rate": rate})
+        result, skipped = fit_encoder(
+            model, tokenizer, train, settings, run.hardware, run.run_dir / f"lr-{rate:.0e}",
+            seed=run.seed, progress=run.progress, resume=run.resume, val=run.val, plan=run.plan,
+            deadline=trial_deadline,
+        )  # fmt: skip
+        last_seconds = time.monotonic() - begun
+        val = best_val(result.log_history)
+        trial = {"learning_rate": rate, "seconds": round(last_seconds, 1), "steps": result.global_step}
+        trial.update({"val": val} if val else {})
+        trials.append(trial)
+        score = _trial_score(val)
+        if best is None or score > best_score:
+            best, best_score = (result, tokenizer, skipped), score
+            for other in trials:
+                other.pop("chosen", None)
+            trial["chosen"] = True
+    assert best is not None
+    return best, trials
+
+
+def _trial_score(val: dict[str, Any] | None) -> float:
+    if not val or val.get("accuracy") is None:
+        return float("-inf")
+    return float(val["accuracy"]) - 1e-3 * float(val.get("loss") or 0.0)
+
+
+def _curve_wanted(settings: TrainSettings, n_train: int, plan: FitPlan) -> bool:
+    wanted = settings.options.learning_curve
+    if wanted is None:
+        wanted = n_train <= CURVE_MAX_TRAIN and settings.options.max_steps <= 0
+    return bool(wanted) and plan.early_stopping
+
+
+def nested_subset(train: list[Example], fraction: float, seed: int) -> list[Example]:
+    """The first `fraction` of one seeded shuffle: smaller fractions are subsets of larger ones."""
+    order = list(range(len(train)))
+    random.Random(seed).shuffle(order)
+    return [train[i] for i in sorted(order[: max(1, round(fraction * len(train)))])]
+
+
+def learning_curve(run: _Run, train: list[Example], chosen: dict[str, Any]) -> dict[str, Any]:
+    """Val agreement of students trained on nested fractions of train with the chosen settings."""
+    from flywheel.train.encoder import fit_encoder, load_encoder
+
+    rate = chosen["learning_rate"]
+    settings = run.settings.model_copy(update={"epochs": run.plan.epochs, "learning_rate": rate})
+    # Half the fit's budget, shared in proportion to each fraction's size.
+    now = time.monotonic()
+    deadlines = _shares(now, run.plan.budget_s * CURVE_BUDGET_SHARE, CURVE_FRACTIONS)
+    points = []
+    for fraction, deadline in zip(CURVE_FRACTIONS, deadlines, strict=True):
+        subset = nested_subset(train, fraction, run.seed)
+        model, tokenizer = load_encoder(settings, run.labels)
+        result, _skipped = fit_encoder(
+            model, tokenizer, subset, settings, run.hardware, run.run_dir / f"curve-{fraction:g}",
+            seed=run.seed, progress=None, resume=run.resume, val=run.val, plan=run.plan, deadline=deadline,
+        )  # fmt: skip
+        val = best_val(result.log_history)
+        if val and val.get("accuracy") is not None:
+            points.append(_point(len(subset), float(val["accuracy"]), len(run.val)))
+    full = (chosen.get("val") or {}).get("accuracy")
+    if full is not None:
+        points.append(_point(len(train), float(full), len(run.val)))
+    return {"metric": "val agreement with the teacher", "val_examples": len(run.val), "points": points}
+
+
+def _shares(start: float, seconds: float, fractions: tuple[float, ...]) -> list[float]:
+    """Cumulative deadlines that split `seconds` in proportion to `fractions`."""
+    total, spent, out = sum(fractions), 0.0, []
+    for fraction in fractions:
+        spent += seconds * fraction / total
+        out.append(start + spent)
+    return out
+
+
+def _point(n: int, accuracy: float, total: int) -> dict[str, Any]:
+    return {"n": n, "score": round(accuracy, 4), "correct": round(accuracy * total), "total": total}
+
+
+def fit_summary(report: dict[str, Any] | None, curve: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The train stage's one-look view of a fit report: what was chosen, and why."""
+    if not report:
+        return None
+    chosen, length = report.get("chosen") or {}, report.get("max_length") or {}
+    val = chosen.get("val") or {}
+    return {
+        "learning_rate": chosen.get("learning_rate"),
+        "epochs_cap": (report.get("plan") or {}).get("epochs"),
+        "best_epoch": val.get("epoch"),
+        "epochs_run": val.get("epochs_run"),
+        "val_accuracy": val.get("accuracy"),
+        "max_length": length.get("max_length"),
+        "max_length_source": length.get("source"),
+        "truncated": f"{length.get('truncated', 0)}/{length.get('total', 0)}",
+        "trials": len([t for t in report.get("trials", []) if "skipped" not in t]),
+        "reasons": (report.get("plan") or {}).get("reasons", []),
+        "warnings": report.get("warnings", []),
+        "learning_curve": [[p["n"], p["score"]] for p in (curve or {}).get("points", [])],
+    }

@@ -1,0 +1,88 @@
+"""Real (tiny) encoder-classifier training whose epochs, learning rate and max length come from the
+data: what was chosen is on record in the manifest, the card, the bundle and the loaded student."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from flywheel.bundle import BUNDLE_FILE
+from flywheel.config import StudentConfig
+from flywheel.train import load_student, train_candidate
+from flywheel.train.fitting import LR_FACTORS
+from flywheel.train.student import read_manifest
+
+pytestmark = pytest.mark.slow
+QUIET = {"val_examples": 4, "postprocess": {"measure_examples": 2}}
+
+
+def split(routing) -> tuple[list, list]:
+    train, val, _ = routing
+    pool = train + val
+    return pool[:60], pool[60:90]  # 30 val examples: enough to early-stop on
+
+
+def test_unset_settings_are_chosen_from_the_data_and_recorded(
+    tmp_path: Path, routing, demo_workloads
+) -> None:
+    train, val = split(routing)
+    student = StudentConfig.model_validate(
+        {"name": "auto", "kind": "encoder-classifier", "options": {**QUIET, "fit_budget_s": 40}}
+    )
+    trained = train_candidate(
+        student,
+        demo_workloads["support-routing"],
+        train,
+        val,
+        out_dir=tmp_path,
+        snapshot_id=None,
+        warehouse=None,
+    )
+    manifest = read_manifest(trained.path)
+    fit, length = manifest["fit"], manifest["fit"]["max_length"]
+    assert length["source"] == "p95 of training inputs" and length["total"] == len(train)
+    assert manifest["max_seq_length"] == length["max_length"] < 256  # short tickets: p95, not 256
+    bundle = orjson.loads((trained.path / BUNDLE_FILE).read_bytes())
+    assert bundle["input"]["max_length"] == manifest["max_seq_length"]
+    assert load_student(trained.path).max_length == manifest["max_seq_length"]
+    rates = [t["learning_rate"] for t in fit["trials"]]
+    default = fit["plan"]["learning_rates"][0]
+    assert (
+        rates == [float(f"{default * f:.3g}") for f in LR_FACTORS] and fit["chosen"]["learning_rate"] in rates
+    )
+    assert fit["chosen"]["val"]["epoch"] <= fit["chosen"]["val"]["epochs_run"]
+    assert trained.train_seconds < 40 * 1.5 + 120  # the search and the curve keep to the budget
+    points = manifest["learning_curve"]["points"]
+    assert [p["n"] for p in points] == [15, 30, 60] and all(p["total"] == 30 for p in points)
+    assert trained.fit and trained.fit["learning_curve"] == [[p["n"], p["score"]] for p in points]
+    assert "## How it was fit" in (trained.path / "README.md").read_text()
+
+
+def test_explicit_epochs_learning_rate_and_length_are_kept(tmp_path: Path, routing, demo_workloads) -> None:
+    train, val = split(routing)
+    student = StudentConfig.model_validate(
+        {
+            "name": "fixed",
+            "kind": "encoder-classifier",
+            "epochs": 1,
+            "learning_rate": 2e-4,
+            "max_seq_length": 24,
+            "options": {**QUIET, "learning_curve": False},
+        }
+    )
+    trained = train_candidate(
+        student,
+        demo_workloads["support-routing"],
+        train,
+        val,
+        out_dir=tmp_path,
+        snapshot_id=None,
+        warehouse=None,
+    )
+    manifest = read_manifest(trained.path)
+    fit = manifest["fit"]
+    assert [t["learning_rate"] for t in fit["trials"]] == [2e-4] and fit["plan"]["epochs"] == 1
+    assert fit["max_length"]["source"] == "config" and manifest["max_seq_length"] == 24
+    assert fit["chosen"]["val"]["epochs_run"] == 1.0 and manifest["learning_curve"] is None
