@@ -167,16 +167,7 @@ def _add_routes(app: FastAPI, serving: Serving) -> None:
 
 async def _feedback(serving: Serving, request: Request) -> JSONResponse:
     """Authenticate, validate, fsync to the feedback spool, then 200; 503 when it cannot be recorded."""
-    key_id = authenticate(request.headers.get("authorization"), serving.settings.api_keys)
-    limit = serving.settings.serve.max_request_bytes
-    check_content_length(request.headers.get("content-length"), limit)
-    body = await request.body()
-    if len(body) > limit:
-        raise_too_large(len(body), limit)
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(400, f"request body is not valid JSON: {exc}") from exc
+    key_id, payload = await _read_json(request, serving.settings)
     record = feedback_record(payload, request.headers.get("x-flywheel-client-id") or key_id)
     try:
         await serving.feedback.write(record)
@@ -216,20 +207,25 @@ async def _chat_completion(serving: Serving, request: Request) -> Response:
     return _respond(call, outcome)
 
 
-async def _read_call(request: Request, settings: ServeSettings, champions: ChampionWatcher) -> Call:
-    """Authenticated, size-checked, validated call; raises ApiError otherwise."""
+async def _read_json(request: Request, settings: ServeSettings) -> tuple[str | None, Any]:
+    """(the caller's key id, the JSON body) of an authenticated request within the size limit."""
     key_id = authenticate(request.headers.get("authorization"), settings.api_keys)
     limit = settings.serve.max_request_bytes
     check_content_length(request.headers.get("content-length"), limit)
     body = bytearray()
-    async for chunk in request.stream():
+    async for chunk in request.stream():  # counted as it arrives: a huge body is refused early
         body += chunk
         if len(body) > limit:
             raise_too_large(len(body), limit)
     try:
-        payload = orjson.loads(body)
+        return key_id, orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise ApiError(400, f"request body is not valid JSON: {exc}") from exc
+
+
+async def _read_call(request: Request, settings: ServeSettings, champions: ChampionWatcher) -> Call:
+    """Authenticated, size-checked, validated call; raises ApiError otherwise."""
+    key_id, payload = await _read_json(request, settings)
     validate_payload(payload, settings.serve.max_tokens_limit)
     workload_id = resolve_workload(settings, champions.bundles(), payload)
     user = payload.get("user")
