@@ -106,27 +106,23 @@ def served_stage(loop: Loop, workload_id: str) -> dict[str, Any]:
 
 
 def _spool_dir(loop: Loop) -> Path:
-    from flywheel.serve.settings import ServeConfig, spool_dir
+    from flywheel.serve.settings import spool_dir
 
-    return spool_dir(loop.config.serve or ServeConfig(), loop.home)
+    return spool_dir(loop.config.serve, loop.home)
 
 
 def sync_served(loop: Loop) -> dict[str, int]:
     """Every call `flywheel serve` answered, into the money views (served_calls), without an ingest."""
     from flywheel.costs.served import sync_served_calls
-    from flywheel.serve.settings import ServeConfig, spool_dir
 
-    return sync_served_calls(
-        loop.warehouse, spool_dir(loop.config.serve or ServeConfig(), loop.home)
-    ).as_dict()
+    return sync_served_calls(loop.warehouse, _spool_dir(loop)).as_dict()
 
 
 def _spool_files(loop: Loop) -> list[Path]:
     """What `flywheel serve` captured (hidden files, like its write-ahead log, are not traffic)."""
-    directory = _spool_dir(loop)
-    if not directory.is_dir():
-        return []
-    return sorted(p for p in directory.glob("*.jsonl*") if not p.name.startswith("."))
+    from flywheel.costs.served import spool_files
+
+    return spool_files(_spool_dir(loop))
 
 
 def curate_stage(loop: Loop, workload_id: str, refresh_eval: bool = False) -> dict[str, Any]:

@@ -88,9 +88,9 @@ class CliState:
     def sync_served(self) -> dict[str, int]:
         """Read what `flywheel serve` answered since the last look into the money views (no ingest)."""
         from flywheel.costs.served import sync_served_calls
-        from flywheel.serve.settings import ServeConfig, spool_dir
+        from flywheel.serve.settings import spool_dir
 
-        serve = (self.config.serve if self.config else None) or ServeConfig()
+        serve = self.config.serve if self.config else None
         return sync_served_calls(self.warehouse(), spool_dir(serve, self.home)).as_dict()
 
     def teacher_models(self) -> dict[str, str]:

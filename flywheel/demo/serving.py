@@ -83,7 +83,7 @@ def _serve_app(config: FlywheelConfig, home: Path, answers: dict[str, Any], watc
     from openai import AsyncOpenAI
 
     from flywheel.serve.app import make_app
-    from flywheel.serve.settings import ServeConfig, build_settings, spool_dir
+    from flywheel.serve.settings import build_settings, spool_dir
     from flywheel.serve.spool import SpoolWriter
 
     teacher_app = make_fake_openai_app(lookup_oracle(answers), model=config.teacher.model)
@@ -93,7 +93,7 @@ def _serve_app(config: FlywheelConfig, home: Path, answers: dict[str, Any], watc
         http_client=httpx.AsyncClient(transport=httpx.ASGITransport(app=teacher_app)),
     )
     settings = build_settings(config, environ={})
-    spool = SpoolWriter(spool_dir(config.serve or ServeConfig(), home))
+    spool = SpoolWriter(spool_dir(config.serve, home))
     return make_app(settings, champions=watcher, teacher_client=teacher, spool=spool)
 
 

@@ -9,6 +9,7 @@ answer being the reference, into `shadow_evaluations`; `window_estimate` scores 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -91,13 +92,4 @@ def window_estimate(
 
 def _relabel(pair: ShadowPair, model_id: str) -> ShadowPair:
     """One group for the whole window: same day and model on every pair."""
-    return ShadowPair(
-        day=date(2000, 1, 1),
-        model_id=model_id,
-        messages=pair.messages,
-        student=pair.student,
-        teacher=pair.teacher,
-        tools=pair.tools,
-        response_format=pair.response_format,
-        slice=pair.slice,
-    )
+    return replace(pair, day=date(2000, 1, 1), model_id=model_id)

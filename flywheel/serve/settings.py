@@ -164,8 +164,9 @@ def student_usd_per_hour(serve: ServeConfig) -> float:
     return hardware_usd_per_hour(serve.student_hardware)
 
 
-def spool_dir(serve: ServeConfig, home: Path) -> Path:
-    if serve.spool_dir is None:
+def spool_dir(serve: ServeConfig | None, home: Path) -> Path:
+    """Where `flywheel serve` captures calls (serve: the config's `serve:` section, None = defaults)."""
+    if serve is None or serve.spool_dir is None:
         return home / "spool"
     path = Path(serve.spool_dir).expanduser()
     return path if path.is_absolute() else home / path
