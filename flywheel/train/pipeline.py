@@ -47,6 +47,11 @@ class Built:
     resumed_from_step: int | None
     manifest: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def from_fit(cls, model: Any, tokenizer: Any, fit: Any, manifest: dict[str, Any]) -> Built:
+        """A model a trainer just fitted (`fit`: its FitResult: log history, speed, resume point)."""
+        return cls(model, tokenizer, fit.log_history, fit.tokens_per_second, fit.resumed_from_step, manifest)
+
 
 def run_candidate(
     context: RunContext, train: list[Example], val: list[Example], started: float
@@ -88,15 +93,7 @@ def fit(context: RunContext, train: list[Example], val: list[Example] | None = N
         **common,
     )
     manifest.update(max_new_tokens=build.max_new_tokens, loss=build.loss, **build.extra)
-    fit_result = build.fit
-    return Built(
-        build.model,
-        build.tokenizer,
-        fit_result.log_history,
-        fit_result.tokens_per_second,
-        fit_result.resumed_from_step,
-        manifest,
-    )
+    return Built.from_fit(build.model, build.tokenizer, build.fit, manifest)
 
 
 def fit_classifier_candidate(
@@ -119,15 +116,7 @@ def fit_classifier_candidate(
         fit=found.report,
         learning_curve=found.curve,
     )
-    fit_result = found.fit
-    return Built(
-        found.model,
-        found.tokenizer,
-        fit_result.log_history,
-        fit_result.tokens_per_second,
-        fit_result.resumed_from_step,
-        manifest,
-    )
+    return Built.from_fit(found.model, found.tokenizer, found.fit, manifest)
 
 
 def fit_extractor_candidate(context: RunContext, train: list[Example], manifest: dict[str, Any]) -> Built:
@@ -141,9 +130,7 @@ def fit_extractor_candidate(context: RunContext, train: list[Example], manifest:
         seed=context.seed, progress=context.progress, resume=True,
     )  # fmt: skip
     manifest.update(extractor=spec.as_dict(), skipped_unrepresentable=skipped)
-    return Built(
-        model, tokenizer, result.log_history, result.tokens_per_second, result.resumed_from_step, manifest
-    )
+    return Built.from_fit(model, tokenizer, result, manifest)
 
 
 def save_weights(model: Any, tokenizer: Any, directory: Path) -> str:
