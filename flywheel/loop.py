@@ -22,6 +22,8 @@ from typing import Any
 import orjson
 
 from flywheel.config import FlywheelConfig, WorkloadConfig, load_config
+from flywheel.hardware_profiles import DEFAULT_PROFILE
+from flywheel.hardware_profiles import usd_per_hour as profile_usd_per_hour
 from flywheel.pricing import PriceCatalog
 from flywheel.records import utcnow
 from flywheel.store.db import Warehouse
@@ -216,7 +218,7 @@ def evaluate_stage(
     workload_id: str,
     model_ids: list[str] | None = None,
     *,
-    hardware: str = "cpu-2core",
+    hardware: str = DEFAULT_PROFILE,
     usd_per_hour: float | None = None,
     reference: str = "auto",
     resamples: int = 1000,
@@ -233,7 +235,6 @@ def evaluate_stage(
     """
     from flywheel.bundle import default_bundle, load_predictor
     from flywheel.datasets import load_examples
-    from flywheel.evaluate.hardware import hardware_usd_per_hour
     from flywheel.evaluate.runner import ReplayPredictor
     from flywheel.evaluate.store import raw_examples, teacher_usage
     from flywheel.evaluate.workflow import evaluate_workload
@@ -275,7 +276,7 @@ def evaluate_stage(
         teacher=teacher,
         champion=champion,
         prices=loop.prices,
-        hardware_usd_per_hour=usd_per_hour if usd_per_hour is not None else hardware_usd_per_hour(hardware),
+        hardware_usd_per_hour=usd_per_hour if usd_per_hour is not None else profile_usd_per_hour(hardware),
         snapshot_id=snapshots.pop() if len(snapshots) == 1 else None,
         reference=reference,
         apply=not dry_run,
@@ -402,7 +403,7 @@ def finish_run(loop: Loop, run_id: str, status: str, summary: dict[str, Any]) ->
     )
 
 
-def costs_stage(loop: Loop, workload_id: str, hardware: str = "cpu-2core") -> dict[str, Any]:
+def costs_stage(loop: Loop, workload_id: str, hardware: str = DEFAULT_PROFILE) -> dict[str, Any]:
     """Refresh the pricing assumptions and return the savings ledger for the workload."""
     from flywheel.costs import hardware_profile, record_assumptions, savings_report
 

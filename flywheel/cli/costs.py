@@ -19,11 +19,11 @@ from flywheel.costs import (
     record_assumptions,
     savings_report,
 )
-from flywheel.costs.hardware import DEFAULT_PROFILE
+from flywheel.hardware_profiles import DEFAULT_PROFILE
 
 WAREHOUSE_ENV = "FLYWHEEL_WAREHOUSE"  # dashboards/data.py reads the warehouse path from here
 HardwareOpt = typer.Option(
-    DEFAULT_PROFILE, "--hardware", help="Serving hardware profile (flywheel/evaluate/hardware.yaml)"
+    DEFAULT_PROFILE, "--hardware", help="Serving hardware profile (flywheel/hardware_profiles.yaml)"
 )
 TrainingHardwareOpt = typer.Option(
     None, "--training-hardware", help="Profile pricing training wall time (default: --hardware)"

@@ -21,6 +21,7 @@ from flywheel.cli.app import (
     warn_all,
 )
 from flywheel.config import ConfigError
+from flywheel.hardware_profiles import DEFAULT_PROFILE
 from flywheel.registry import ModelRecord, Registry, RegistryError
 
 REFERENCES = ("auto", "gold", "teacher")
@@ -38,7 +39,7 @@ def evaluate(
     model: list[str] = typer.Option(
         None, "--model", "-m", help="Evaluate these model ids (default: candidates)"
     ),
-    hardware: str = typer.Option("cpu-2core", "--hardware", help="Cost profile of the student's machine"),
+    hardware: str = typer.Option(DEFAULT_PROFILE, "--hardware", help="Cost profile of the student's machine"),
     usd_per_hour: float | None = typer.Option(None, "--usd-per-hour", help="Overrides --hardware's $/h"),
     reference: str = typer.Option("auto", "--reference", help="auto | gold | teacher"),
     resamples: int = typer.Option(1000, "--resamples", min=100, help="Bootstrap resamples"),

@@ -13,6 +13,7 @@ from typing import Any
 import typer
 
 from flywheel.cli.app import JsonOpt, Table, app, emit, fail, guarded, out, state
+from flywheel.hardware_profiles import DEFAULT_PROFILE
 
 NameArg = typer.Argument(..., help="Recipe: banking77 | snips")
 DataOpt = typer.Option(None, "--data", help="Dataset directory (default: <repo>/../shared/data/<recipe>)")
@@ -70,7 +71,7 @@ def recipe_score(
     name: str = NameArg,
     data: Path | None = DataOpt,
     model: str | None = typer.Option(None, "--model", help="A model id (default: the champion)"),
-    hardware: str = typer.Option("cpu-2core", "--hardware", help="Serving hardware profile"),
+    hardware: str = typer.Option(DEFAULT_PROFILE, "--hardware", help="Serving hardware profile"),
     resamples: int = typer.Option(1000, "--resamples", help="Bootstrap resamples for the 95% CIs"),
     as_json: bool = JsonOpt,
 ) -> None:

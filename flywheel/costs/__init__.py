@@ -48,15 +48,9 @@ Definitions (per workload and UTC day; totals are sums over days):
 """
 
 from flywheel.costs.assumptions import CostAssumptions, estimate_assumptions, record_assumptions
-from flywheel.costs.hardware import (
-    HardwareProfile,
-    hardware_profile,
-    load_hardware_profiles,
-    serving_cost_per_1k,
-    training_cost_usd,
-    training_ledger_row,
-)
+from flywheel.costs.hardware import serving_cost_per_1k, training_cost_usd, training_ledger_row
 from flywheel.costs.ledger import SUMMARY_KEYS, savings_daily, savings_report
+from flywheel.hardware_profiles import HardwareProfile, hardware_profile, load_hardware_profiles
 
 __all__ = [
     "SUMMARY_KEYS",

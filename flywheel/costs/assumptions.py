@@ -14,8 +14,9 @@ from typing import Any
 import duckdb
 import orjson
 
-from flywheel.costs.hardware import HardwareProfile, serving_cost_per_1k
+from flywheel.costs.hardware import serving_cost_per_1k
 from flywheel.costs.teacher_cost import refresh_teacher_costs
+from flywheel.hardware_profiles import HardwareProfile
 from flywheel.pricing import PriceCatalog
 from flywheel.records import utcnow
 from flywheel.store.db import Warehouse

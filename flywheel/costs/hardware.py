@@ -1,53 +1,10 @@
-"""Hardware profiles and the student serving / training cost model.
-
-The profiles are the ones evaluation prices students with (flywheel/evaluate/hardware.yaml), so the
-gate and the savings ledger agree on what an hour of a machine costs.
-"""
+"""The student serving / training cost model, over the hardware profiles of flywheel/hardware_profiles.py."""
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from datetime import datetime
-from importlib import resources
-from pathlib import Path
 from typing import Any
-
-import yaml
-
-PROFILES_PACKAGE = "flywheel.evaluate"
-PROFILES_FILE = "hardware.yaml"
-DEFAULT_PROFILE = "cpu-2core"
-
-
-@dataclass(frozen=True, slots=True)
-class HardwareProfile:
-    name: str
-    usd_per_hour: float
-    description: str = ""
-
-
-def load_hardware_profiles(path: Path | None = None) -> dict[str, HardwareProfile]:
-    """Profile name -> profile, from `path` or the packaged hardware.yaml."""
-    source = path or resources.files(PROFILES_PACKAGE).joinpath(PROFILES_FILE)
-    raw: dict[str, Any] = yaml.safe_load(source.read_text()) or {}
-    profiles = {}
-    for name, entry in raw.items():
-        try:
-            rate = float(entry["usd_per_hour"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"{source}: profile {name!r} needs a numeric usd_per_hour") from exc
-        if rate < 0:
-            raise ValueError(f"{source}: profile {name!r} has a negative usd_per_hour")
-        profiles[name] = HardwareProfile(name, rate, str(entry.get("description", "")))
-    return profiles
-
-
-def hardware_profile(name: str, path: Path | None = None) -> HardwareProfile:
-    profiles = load_hardware_profiles(path)
-    if name not in profiles:
-        raise ValueError(f"unknown hardware profile {name!r} (known: {', '.join(sorted(profiles))})")
-    return profiles[name]
 
 
 def serving_cost_per_1k(

@@ -26,7 +26,7 @@ from flywheel.config import WorkloadConfig
 from flywheel.costs.teacher_cost import count_call
 from flywheel.evaluate.answers import answer_from_message, input_text, reference_answer
 from flywheel.evaluate.bootstrap import DEFAULT_RESAMPLES, Estimate, estimate_by_slice
-from flywheel.evaluate.hardware import cost_per_1k_requests
+from flywheel.hardware_profiles import DEFAULT_PROFILE, cost_per_1k_requests, usd_per_hour
 from flywheel.pricing import PriceCatalog, config_hint
 from flywheel.records import Example, Prediction, Predictor
 
@@ -215,7 +215,7 @@ def evaluate_predictors(
     *,
     reference: ReferenceKind = "auto",
     prices: PriceCatalog | None = None,
-    hardware_usd_per_hour: float = 0.10,
+    hardware_usd_per_hour: float | None = None,
     n_resamples: int = DEFAULT_RESAMPLES,
     seed: int = 0,
     judge: Judge | None = None,
@@ -223,7 +223,12 @@ def evaluate_predictors(
     batch_size: int = 64,
     progress: Progress | None = None,
 ) -> EvaluationResult:
-    """Score every predictor on `examples` with intervals, slices, latency, tokens/s and cost."""
+    """Score every predictor on `examples` with intervals, slices, latency, tokens/s and cost.
+
+    A self-hosted student is priced at `hardware_usd_per_hour`, by default the default profile's rate.
+    """
+    if hardware_usd_per_hour is None:
+        hardware_usd_per_hour = usd_per_hour(DEFAULT_PROFILE)
     if not examples:
         raise ValueError(f"workload {workload.id!r}: the eval split is empty")
     names = [p.name for p in predictors]

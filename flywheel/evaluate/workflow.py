@@ -90,7 +90,7 @@ def evaluate_workload(
     teacher: Predictor,
     champion: tuple[str, Predictor] | None = None,
     prices: PriceCatalog | None = None,
-    hardware_usd_per_hour: float = 0.10,
+    hardware_usd_per_hour: float | None = None,
     snapshot_id: str | None = None,
     reference: str = "auto",
     apply: bool = True,

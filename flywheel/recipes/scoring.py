@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from flywheel.hardware_profiles import DEFAULT_PROFILE
 from flywheel.records import Example, Prediction, message_text
 
 SPACES = re.compile(r"\s+")
@@ -106,14 +107,14 @@ def score_on_gold(
     *,
     home: str | Path | None = None,
     model_id: str | None = None,
-    hardware: str = "cpu-2core",
+    hardware: str = DEFAULT_PROFILE,
     resamples: int = 1000,
     limit: int | None = None,
 ) -> dict[str, Any]:
     """The figures of the acceptance table for one workload; see the module docstring."""
     from flywheel.bundle import load_predictor
-    from flywheel.evaluate.hardware import hardware_usd_per_hour
     from flywheel.evaluate.runner import ReplayPredictor, evaluate_predictors
+    from flywheel.hardware_profiles import usd_per_hour
     from flywheel.loop import Loop
     from flywheel.recipes import get_recipe
     from flywheel.registry import Registry
@@ -134,7 +135,7 @@ def score_on_gold(
         workload,
         reference="gold",
         prices=loop.prices,
-        hardware_usd_per_hour=hardware_usd_per_hour(hardware),
+        hardware_usd_per_hour=usd_per_hour(hardware),
         n_resamples=resamples,
     )
     mine, theirs = result.models[record.model_id], result.models["teacher"]

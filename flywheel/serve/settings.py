@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from flywheel.hardware_profiles import DEFAULT_PROFILE, usd_per_hour
 from flywheel.pricing import PriceCatalog
 
 if TYPE_CHECKING:
     from flywheel.config import FlywheelConfig, WorkloadConfig
 
-DEFAULT_STUDENT_HARDWARE = "cpu-2core"
-FALLBACK_USD_PER_HOUR = 0.10
 UnsurePolicy = Literal["teacher", "student", "error"]
 
 
@@ -70,7 +69,7 @@ class ServeConfig(BaseModel):
     student_loader: str | None = Field(
         None, description="module:function loading a Predictor from a model dir (default load_student)"
     )
-    student_hardware: str = Field(DEFAULT_STUDENT_HARDWARE, description="hardware.yaml profile for cost")
+    student_hardware: str = Field(DEFAULT_PROFILE, description="hardware.yaml profile for cost")
     student_usd_per_hour: float | None = Field(None, ge=0, description="Overrides the hardware profile")
 
     @field_validator("thresholds")
@@ -90,7 +89,7 @@ class ServeSettings:
     workloads: Mapping[str, WorkloadConfig]
     teacher_models: Mapping[str, str]
     prices: PriceCatalog
-    student_usd_per_hour: float = FALLBACK_USD_PER_HOUR
+    student_usd_per_hour: float = field(default_factory=lambda: usd_per_hour(DEFAULT_PROFILE))
     api_keys: frozenset[str] = frozenset()
 
     def threshold(self, workload_id: str) -> float:
@@ -154,14 +153,10 @@ def read_api_keys(env_name: str | None, environ: Mapping[str, str]) -> frozenset
 
 
 def student_usd_per_hour(serve: ServeConfig) -> float:
-    """The configured $/hour, else the hardware profile's, else the documented default."""
+    """The configured $/hour, else the hardware profile's."""
     if serve.student_usd_per_hour is not None:
         return serve.student_usd_per_hour
-    try:
-        from flywheel.evaluate.hardware import hardware_usd_per_hour
-    except ImportError:  # the evaluate stage is optional at serve time
-        return FALLBACK_USD_PER_HOUR
-    return hardware_usd_per_hour(serve.student_hardware)
+    return usd_per_hour(serve.student_hardware)
 
 
 def spool_dir(serve: ServeConfig | None, home: Path) -> Path:

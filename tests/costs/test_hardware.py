@@ -12,14 +12,17 @@ from flywheel.costs import (
     training_cost_usd,
     training_ledger_row,
 )
-from flywheel.evaluate.hardware import hardware_profiles as evaluation_profiles
+from flywheel.evaluate.runner import evaluate_predictors
+from flywheel.hardware_profiles import DEFAULT_PROFILE, usd_per_hour
 from flywheel.store.db import Warehouse
 
 
-def test_profiles_are_the_ones_evaluation_prices_with() -> None:
+def test_one_home_for_the_profiles_and_their_default() -> None:
     profiles = load_hardware_profiles()
-    assert {name: p.usd_per_hour for name, p in profiles.items()} == evaluation_profiles()
-    assert profiles["cpu-2core"].usd_per_hour == 0.10 and profiles["cpu-2core"].description
+    assert profiles[DEFAULT_PROFILE].usd_per_hour == usd_per_hour(DEFAULT_PROFILE) == 0.10
+    assert profiles[DEFAULT_PROFILE].description
+    # evaluation, the ledger and serving read the same default: no rate is restated in another module
+    assert evaluate_predictors.__kwdefaults__["hardware_usd_per_hour"] is None
 
 
 def test_unknown_profile_names_the_known_ones() -> None:

@@ -6,8 +6,8 @@ import pytest
 
 from flywheel.config import WorkloadConfig
 from flywheel.costs.tokens import tiktoken_encoding
-from flywheel.evaluate.hardware import cost_per_1k_requests, hardware_profiles, hardware_usd_per_hour
 from flywheel.evaluate.runner import ReplayPredictor, Usage, evaluate_predictors, resolve_reference
+from flywheel.hardware_profiles import cost_per_1k_requests, load_hardware_profiles, usd_per_hour
 from flywheel.pricing import Price, PriceCatalog
 from flywheel.records import Example, Prediction
 from tests.evaluate.helpers import (
@@ -118,11 +118,11 @@ def test_api_predictor_is_priced_by_tokens() -> None:
 
 
 def test_hardware_profiles() -> None:
-    profiles = hardware_profiles()
+    profiles = {name: p.usd_per_hour for name, p in load_hardware_profiles().items()}
     assert {"cpu-2core", "cpu-8core", "gpu-t4", "gpu-a10g", "gpu-h100"} <= set(profiles)
-    assert hardware_usd_per_hour("cpu-2core") == 0.10
+    assert usd_per_hour("cpu-2core") == 0.10
     with pytest.raises(ValueError, match="unknown hardware profile 'tpu'"):
-        hardware_usd_per_hour("tpu")
+        usd_per_hour("tpu")
     # 10 requests/s = 36,000/h -> $0.10 / 36 per 1k
     assert cost_per_1k_requests(0.10, 10.0) == pytest.approx(0.10 / 36)
     assert cost_per_1k_requests(0.10, 0.0) is None
