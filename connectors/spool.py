@@ -49,9 +49,9 @@ from connectors.base import Item, ReadContext, RecordError, connector
 from connectors.openai_format import normalize_completion
 from connectors.openai_jsonl import build_interaction, read_json_lines
 from flywheel.records import Interaction
+from flywheel.serve.spool import SPOOL_VERSION  # the writer's version is the contract
 
 NAME = "spool"
-SPOOL_VERSION = 1
 REQUIRED_KEYS = ("id", "ts", "workload_id", "request", "response", "served_by")
 SERVED_BY = ("student", "teacher")
 

@@ -19,9 +19,9 @@ import duckdb
 import pandas as pd
 import streamlit as st
 
+from flywheel.layout import DEFAULT_HOME, HOME_ENV, WAREHOUSE_ENV, WAREHOUSE_FILE
 from flywheel.store.db import Warehouse, WarehouseBusy
 
-WAREHOUSE_ENV = "FLYWHEEL_WAREHOUSE"
 READ_TIMEOUT_S = 20.0
 CACHE_TTL_S = 5
 # What a page may read: the views of 0007_costs.sql, 0010_teacher_cost.sql and
@@ -93,7 +93,7 @@ def warehouse_path() -> Path:
     explicit = os.environ.get(WAREHOUSE_ENV)
     if explicit:
         return Path(explicit).expanduser()
-    return Path(os.environ.get("FLYWHEEL_HOME") or ".flywheel").expanduser() / "warehouse.duckdb"
+    return Path(os.environ.get(HOME_ENV) or DEFAULT_HOME).expanduser() / WAREHOUSE_FILE
 
 
 def prefect_ui_url() -> str | None:

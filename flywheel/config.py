@@ -14,6 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from flywheel.layout import DEFAULT_HOME, HOME_ENV, WAREHOUSE_FILE
 from flywheel.quality.config import CurationConfig
 from flywheel.serve.settings import ServeConfig
 
@@ -90,6 +91,9 @@ class TeacherConfig(Strict):
     max_tokens: int | None = Field(None, ge=1, description="Completion cap per teacher call")
     logprobs_top_k: int | None = Field(None, ge=0, le=20, description="Keep top-k logprobs per token")
     supports_json_schema: bool = Field(True, description="Endpoint honours response_format json_schema")
+
+
+DEFAULT_STUDENT_NAME = "scratch-tiny"
 
 
 class StudentConfig(Strict):
@@ -189,10 +193,14 @@ class WorkloadConfig(Strict):
             raise ValueError("`labels` has duplicates")
         return self
 
+    def students_or_default(self) -> list[StudentConfig]:
+        """The declared students, else the offline default (a tiny causal LM built from the data)."""
+        return list(self.students) or [StudentConfig(name=DEFAULT_STUDENT_NAME)]
+
 
 class FlywheelConfig(Strict):
-    home: str = Field(".flywheel", description="Artifacts dir; FLYWHEEL_HOME overrides")
-    warehouse: str = Field("warehouse.duckdb", description="DuckDB file, relative to home")
+    home: str = Field(DEFAULT_HOME, description="Artifacts dir; FLYWHEEL_HOME overrides")
+    warehouse: str = Field(WAREHOUSE_FILE, description="DuckDB file, relative to home")
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
     prices: dict[str, dict[str, float]] = Field(default_factory=dict, description="$/1M overrides")
     workloads: list[WorkloadConfig] = Field(default_factory=list)
@@ -219,7 +227,7 @@ class FlywheelConfig(Strict):
         return self.workload(workload_id).teacher or self.teacher
 
     def home_dir(self, override: str | os.PathLike[str] | None = None) -> Path:
-        return resolve_home(override or os.environ.get("FLYWHEEL_HOME") or self.home)
+        return resolve_home(override or os.environ.get(HOME_ENV) or self.home)
 
     def warehouse_path(self, home: Path) -> Path:
         path = Path(self.warehouse)
@@ -227,7 +235,7 @@ class FlywheelConfig(Strict):
 
 
 def resolve_home(home: str | os.PathLike[str] | None) -> Path:
-    return Path(home or os.environ.get("FLYWHEEL_HOME") or ".flywheel").expanduser().resolve()
+    return Path(home or os.environ.get(HOME_ENV) or DEFAULT_HOME).expanduser().resolve()
 
 
 def load_config(path: str | os.PathLike[str]) -> FlywheelConfig:

@@ -24,6 +24,18 @@ from flywheel.records import Interaction
 
 SAMPLE_CALLS = 5000
 PREVIEW_CHARS = 100
+# The student `init` writes for each task: one that trains offline on CPU and fits the task's answers
+# (README, "Student kinds"). chat needs free text, which only the causal kinds write.
+RECOMMENDED_STUDENTS: dict[str, dict[str, Any]] = {
+    "classification": {"name": "minilm", "kind": "encoder-classifier"},
+    "extraction": {"name": "minilm-extractor", "kind": "encoder-extractor"},
+    "tool_call": {"name": "minilm-extractor", "kind": "encoder-extractor"},
+    "chat": {"name": "scratch-tiny", "kind": "scratch", "size": "tiny"},
+}
+
+
+def recommended_student(task: str) -> dict[str, Any]:
+    return dict(RECOMMENDED_STUDENTS.get(task, RECOMMENDED_STUDENTS["chat"]))
 
 
 @dataclass(slots=True)
@@ -47,7 +59,7 @@ class InferredWorkload:
             if self.labels["label_parser"]:
                 out["label_parser"] = self.labels["label_parser"]
         out["sources"] = self.sources
-        out["students"] = [{"name": "scratch-tiny", "kind": "scratch", "size": "tiny"}]
+        out["students"] = [recommended_student(self.task)]
         return out
 
     def as_dict(self) -> dict[str, Any]:

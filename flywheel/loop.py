@@ -174,7 +174,7 @@ def train_stage(
 
     workload = loop.workload(workload_id)
     data = load_training_data(loop.warehouse, workload_id)
-    wanted = candidates or [s.name for s in workload.students] or ["scratch-tiny"]
+    wanted = candidates or [s.name for s in workload.students_or_default()]
     done = set() if force else _trained_on(loop.warehouse, workload_id, data.snapshot_id)
     todo = [name for name in wanted if name not in done]
     started = time.monotonic()

@@ -20,12 +20,12 @@ from typing import Any
 import duckdb
 import orjson
 
+from flywheel.layout import MANIFEST_NAME
 from flywheel.records import utcnow
 from flywheel.store.db import Warehouse
 
 STAGES = ("candidate", "champion", "retired")
 ACTIONS = ("promote", "rollback", "manual")
-MANIFEST_NAME = "champions.json"
 TEACHER = "teacher"  # a workload rolled back to its teacher: no champion, every call proxied
 CARD_START = "<!-- flywheel:evaluation:start -->"
 CARD_END = "<!-- flywheel:evaluation:end -->"

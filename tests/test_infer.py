@@ -102,6 +102,8 @@ def test_init_from_logs_writes_a_config_that_loads(tmp_path: Path) -> None:
     assert workload.labels == ["downgrade", "upgrade", "initiation", "target change", "reiteration"]
     assert workload.label_parser is not None and workload.sources[0].format == "openai"
     assert workload.sources[0].path == "../analyst ratings.jsonl"
+    # the student written is one that fits a classification workload and trains offline
+    assert [(s.name, s.kind) for s in workload.students] == [("minilm", "encoder-classifier")]
     assert "labels with counts: downgrade=12" in out.read_text()
     again = CliRunner().invoke(app, ["init", str(out), "--from", str(logs), "--json"])
     assert again.exit_code == 1 and "exists" in again.stdout

@@ -23,6 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table as RichTable
 
 from flywheel.config import ConfigError, FlywheelConfig, load_config, resolve_home
+from flywheel.layout import CONFIG_ENV, HOME_ENV, WAREHOUSE_FILE
 from flywheel.pricing import PriceCatalog
 from flywheel.store.db import Warehouse
 
@@ -63,7 +64,7 @@ class CliState:
     @property
     def home(self) -> Path:
         """--home, else FLYWHEEL_HOME, else the config's `home`, else ./.flywheel."""
-        if self.home_option is not None or os.environ.get("FLYWHEEL_HOME"):
+        if self.home_option is not None or os.environ.get(HOME_ENV):
             return resolve_home(self.home_option)
         return resolve_home(self.config.home if self.config else None)
 
@@ -80,7 +81,7 @@ class CliState:
 
     def warehouse(self) -> Warehouse:
         config = self.config
-        return Warehouse(config.warehouse_path(self.home) if config else self.home / "warehouse.duckdb")
+        return Warehouse(config.warehouse_path(self.home) if config else self.home / WAREHOUSE_FILE)
 
     def prices(self) -> PriceCatalog:
         return PriceCatalog.load(self.config.prices if self.config else None)
@@ -112,7 +113,7 @@ def main(
 
 
 def _default_config_path() -> Path | None:
-    env = os.environ.get("FLYWHEEL_CONFIG")
+    env = os.environ.get(CONFIG_ENV)
     if env:
         return Path(env)
     local = Path("flywheel.yaml")

@@ -20,8 +20,8 @@ from flywheel.costs import (
     savings_report,
 )
 from flywheel.hardware_profiles import DEFAULT_PROFILE
+from flywheel.layout import HOME_ENV, WAREHOUSE_ENV
 
-WAREHOUSE_ENV = "FLYWHEEL_WAREHOUSE"  # dashboards/data.py reads the warehouse path from here
 HardwareOpt = typer.Option(
     DEFAULT_PROFILE, "--hardware", help="Serving hardware profile (flywheel/hardware_profiles.yaml)"
 )
@@ -76,7 +76,7 @@ def dashboard(
         warehouse = cli.warehouse()
         if warehouse.path.exists():  # price the views first; an empty dashboard says what to run
             _record(cli, as_json, hardware, training_hardware)
-    env = os.environ | {WAREHOUSE_ENV: str(warehouse.path), "FLYWHEEL_HOME": str(cli.home)}
+    env = os.environ | {WAREHOUSE_ENV: str(warehouse.path), HOME_ENV: str(cli.home)}
     command = [
         sys.executable, "-m", "streamlit", "run", str(dashboard_app_path()),
         "--server.port", str(port), "--server.address", host, "--server.headless", "true",

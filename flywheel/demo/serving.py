@@ -20,6 +20,7 @@ import orjson
 
 from flywheel.config import FlywheelConfig
 from flywheel.demo.traffic import generate_demo_traffic
+from flywheel.layout import MANIFEST_NAME
 from flywheel.testing.fake_openai import make_fake_openai_app
 from flywheel.testing.oracles import last_user_text, lookup_oracle
 
@@ -32,7 +33,7 @@ def serve_demo_day(config: FlywheelConfig, home: Path, seed: int = 7, size: int 
 
     day_dir = home / "demo-served" / f"seed-{seed + 1000}"
     generate_demo_traffic(day_dir, seed=seed + 1000, size=size)
-    champions = read_manifest(home / "champions.json")
+    champions = read_manifest(home / MANIFEST_NAME)
     calls, answers = [], {}
     for workload in config.workloads:
         requests, gold = day_requests(day_dir, workload.id)
@@ -40,7 +41,7 @@ def serve_demo_day(config: FlywheelConfig, home: Path, seed: int = 7, size: int 
         for request in requests:  # an app whose workload has no student yet names the workload id
             payload = request if workload.id in champions else {**request, "model": workload.id}
             calls.append((workload.id, payload))
-    app = _serve_app(config, home, answers, ChampionWatcher(home / "champions.json"))
+    app = _serve_app(config, home, answers, ChampionWatcher(home / MANIFEST_NAME))
     results = asyncio.run(_send_all(app, calls))
     by_workload: dict[str, Counter[str]] = {}
     for workload_id, route, status in results:

@@ -32,11 +32,11 @@ import orjson
 
 from flywheel.answers import AnswerSpec
 from flywheel.bundle import Bundle, BundlePredictor, load_predictor, read_bundle
+from flywheel.layout import MANIFEST_NAME  # noqa: F401  (serve/server.py reads it from here too)
 from flywheel.records import Predictor
 from flywheel.serve.batcher import BatchObserver, DynamicBatcher
 
 log = logging.getLogger("flywheel.serve")
-MANIFEST_NAME = "champions.json"
 Loader = Callable[[Path], Predictor]
 
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from flywheel.hardware_profiles import DEFAULT_PROFILE, usd_per_hour
+from flywheel.layout import SPOOL_DIR
 from flywheel.pricing import PriceCatalog
 
 if TYPE_CHECKING:
@@ -162,6 +163,6 @@ def student_usd_per_hour(serve: ServeConfig) -> float:
 def spool_dir(serve: ServeConfig | None, home: Path) -> Path:
     """Where `flywheel serve` captures calls (serve: the config's `serve:` section, None = defaults)."""
     if serve is None or serve.spool_dir is None:
-        return home / "spool"
+        return home / SPOOL_DIR
     path = Path(serve.spool_dir).expanduser()
     return path if path.is_absolute() else home / path

@@ -213,7 +213,7 @@ def train_workload(
     teacher: str | None = None,
 ) -> list[TrainedCandidate]:
     """Train the workload's declared candidates (or the named ones); the offline default when none."""
-    students = workload.students or [StudentConfig(name="scratch-tiny")]
+    students = workload.students_or_default()
     if candidates:
         known = {s.name for s in students}
         unknown = [name for name in candidates if name not in known]
