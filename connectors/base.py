@@ -60,6 +60,14 @@ class Connector:
 
 
 REGISTRY: dict[str, Connector] = {}
+AUTO = "auto"  # a source format that means: detect it from the file (connectors/detect.py)
+
+
+def source_formats() -> list[str]:
+    """Every format a source may name: "auto", then each registered connector (the one list)."""
+    import connectors  # noqa: F401  (importing the package registers every connector)
+
+    return [AUTO, *sorted(REGISTRY)]
 
 
 def connector(

@@ -19,9 +19,6 @@ from flywheel.quality.config import CurationConfig
 from flywheel.serve.settings import ServeConfig
 
 TaskType = Literal["classification", "extraction", "tool_call", "chat"]
-SourceFormat = Literal[
-    "auto", "openai", "openai_batch", "nvidia", "langfuse", "csv", "parquet", "spool", "snips"
-]
 WORKLOAD_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_CONFIG_BYTES = 16 * 1024 * 1024
 MAX_CONFIG_NODES = 1_000_000
@@ -52,8 +49,18 @@ class ColumnMapping(Strict):
 
 class SourceConfig(Strict):
     path: str = Field(description="File, directory or glob of log files")
-    format: SourceFormat = "auto"
+    format: str = Field("auto", description="auto (detected per file) or a connector's name")
     mapping: ColumnMapping | None = None
+
+    @field_validator("format")
+    @classmethod
+    def _format_is_a_connector(cls, value: str) -> str:
+        from connectors.base import source_formats  # the connector registry is the one list
+
+        known = source_formats()
+        if value not in known:
+            raise ValueError(f"unknown format {value!r} (known: {', '.join(known)})")
+        return value
 
 
 class LabelParser(Strict):

@@ -76,3 +76,18 @@ def test_unknown_workload_lists_known(tmp_path: Path) -> None:
     config = load_config(_write(tmp_path, "workloads: [{id: a, task: chat}]\n"))
     with pytest.raises(ConfigError, match="configured: a"):
         config.workload("b")
+
+
+def test_source_formats_are_the_connector_registry(tmp_path: Path) -> None:
+    from connectors import REGISTRY
+    from connectors.base import source_formats
+
+    assert source_formats() == ["auto", *sorted(REGISTRY)]
+    sources = "".join(f"\n      - {{path: x.jsonl, format: {name}}}" for name in source_formats())
+    path = tmp_path / "ok.yaml"
+    path.write_text(f"workloads:\n  - id: w\n    task: chat\n    sources:{sources}\n")
+    assert [s.format for s in load_config(path).workload("w").sources] == source_formats()
+    bad = "\n      - {path: x.xml, format: xml}"
+    path.write_text(f"workloads:\n  - id: w\n    task: chat\n    sources:{bad}\n")
+    with pytest.raises(ConfigError, match=r"unknown format 'xml' \(known: auto, csv, langfuse"):
+        load_config(path)

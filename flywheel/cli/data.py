@@ -9,11 +9,13 @@ from typing import Any
 import typer
 from rich.markup import escape
 
+from connectors.base import source_formats
 from flywheel.cli.app import JsonOpt, Table, app, emit, err, fail, guarded, out, progress_bar, state, warn_all
 from flywheel.ingest import IngestReport, ingest_paths
 from flywheel.stats import workload_stats
 
-FORMATS = ["auto", "openai", "openai_batch", "nvidia", "langfuse", "csv", "parquet", "spool", "snips"]
+FORMAT_HELP = f"One of {', '.join(source_formats())}"
+
 
 
 @app.command()
@@ -26,7 +28,7 @@ def init(
     workload: str | None = typer.Option(
         None, "--workload", "-w", help="Workload id (default: from the logs)"
     ),
-    fmt: str = typer.Option("auto", "--format", "-f", help=f"One of {', '.join(FORMATS)}"),
+    fmt: str = typer.Option("auto", "--format", "-f", help=FORMAT_HELP),
     as_json: bool = JsonOpt,
 ) -> None:
     """Write a commented starter flywheel.yaml, or (--from LOGS) one inferred from real traffic."""
@@ -51,8 +53,8 @@ def _init_from_logs(
     from connectors import SourceError, resolve_paths
     from flywheel.init_config import config_document, infer_workloads
 
-    if fmt not in FORMATS:
-        fail(as_json, f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}", code=2)
+    if fmt not in source_formats():
+        fail(as_json, f"--format must be one of {', '.join(source_formats())}, got {fmt!r}", code=2)
     try:
         files = resolve_paths(logs)
         found = infer_workloads(files, workload_id=workload, fmt=fmt, config_dir=path.parent)
@@ -86,12 +88,12 @@ def ingest(
         None, help="Files, directories or globs (default: the config's sources)"
     ),
     workload: str | None = typer.Option(None, "--workload", "-w", help="Workload id for records without one"),
-    fmt: str = typer.Option("auto", "--format", "-f", help=f"One of {', '.join(FORMATS)}"),
+    fmt: str = typer.Option("auto", "--format", "-f", help=FORMAT_HELP),
     as_json: bool = JsonOpt,
 ) -> None:
     """Read LLM logs into the warehouse; every line ends ingested, duplicate or quarantined."""
-    if fmt not in FORMATS:
-        fail(as_json, f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}", code=2)
+    if fmt not in source_formats():
+        fail(as_json, f"--format must be one of {', '.join(source_formats())}, got {fmt!r}", code=2)
     cli = state(ctx)
     with guarded(as_json):
         jobs = _ingest_jobs(cli, paths, workload, fmt)
