@@ -226,17 +226,20 @@ def evaluate_stage(
     dry_run: bool = False,
     progress: Progress = None,
     skip_when_empty: bool = True,
+    rejudge_last: bool = False,
 ) -> Any:
     """Score candidates, the champion and the teacher on the latest snapshot's eval split, then gate.
 
     Returns the EvaluationReport, or None when there is no candidate to judge and `skip_when_empty`
     (nothing new was trained since the last decision), which keeps a re-run with no new data cheap;
-    without it the gate itself records the "no_candidates" decision.
+    without it the gate itself records the "no_candidates" decision. With `rejudge_last` and no
+    candidate, the models the last evaluation judged are scored again as a dry run (nothing changes),
+    so a person asking after a turn sees that turn's decision and reasons, not "no_candidates".
     """
     from flywheel.bundle import default_bundle, load_predictor
     from flywheel.datasets import load_examples
     from flywheel.evaluate.runner import ReplayPredictor
-    from flywheel.evaluate.store import raw_examples, teacher_usage
+    from flywheel.evaluate.store import last_judged, raw_examples, teacher_usage
     from flywheel.evaluate.workflow import evaluate_workload
     from flywheel.registry import Registry, RegistryError
 
@@ -245,6 +248,11 @@ def evaluate_stage(
     records = (
         [registry.get(m) for m in model_ids] if model_ids else registry.list_models(workload_id, "candidate")
     )
+    rejudged = None
+    if not records and not model_ids and rejudge_last:
+        rejudged = last_judged(loop.warehouse, workload_id)
+        if rejudged and rejudged[1]:
+            records, dry_run = [registry.get(m) for m in rejudged[1]], True
     foreign = [r.model_id for r in records if r.workload_id != workload_id]
     if foreign:
         raise RegistryError(f"not models of workload {workload_id!r}: {', '.join(foreign)}")
@@ -285,6 +293,7 @@ def evaluate_stage(
         progress=progress,
     )
     report.data_need = data_need(loop, report, {r.model_id: registry.artifact_dir(r) for r in records})
+    report.rejudged_run = rejudged[0] if rejudged and rejudged[1] else None
     return report
 
 

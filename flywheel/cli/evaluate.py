@@ -96,6 +96,7 @@ def _run_evaluation(
             dry_run=dry_run,
             progress=advance,
             skip_when_empty=False,
+            rejudge_last=True,
         )
 
 
@@ -118,6 +119,12 @@ def _render_evaluation(payload: dict[str, Any]) -> None:
             f"{m['latency_ms_mean']:.1f}",
             _num(m["tokens_per_second"], 0),
             "-" if m["cost_per_1k"] is None else f"{m['cost_per_1k']:.3g}",
+        )
+    if payload.get("rejudged_run"):
+        out.print(
+            f"no new candidate: the models of the last evaluation ({payload['rejudged_run']}) scored again, "
+            "nothing changed",
+            highlight=False,
         )
     out.print(table)
     for check in payload["checks"]:

@@ -101,6 +101,7 @@ def _short(turn: dict[str, Any]) -> dict[str, Any]:
         "teacher_ci": turn.get("teacher_ci"),
         "projected_monthly_saved_usd": turn.get("projected_monthly_saved_usd"),
         "target": turn.get("target"),
+        "reasons": turn.get("reasons"),
         "eval_rows_needed": turn.get("eval_rows_needed"),
         "stage_seconds": turn.get("seconds"),
     }
@@ -140,14 +141,7 @@ def _render(payload: dict[str, Any], config: str | None = None) -> None:
         )
     out.print(table)
     for workload, s in payload["workloads"].items():
-        if s.get("target"):
-            needed = s.get("eval_rows_needed")
-            more = (
-                f"; the eval split is too small to tell: about {needed} eval rows would resolve it"
-                if needed
-                else ""
-            )
-            out.print(f"{workload}: gate target {s['target']}{more}", highlight=False)
+        out.print(decision_line(workload, s), highlight=False)
     if payload.get("served"):
         _render_served(payload["served"])
     if config:
@@ -155,6 +149,20 @@ def _render(payload: dict[str, Any], config: str | None = None) -> None:
         out.print(f"\nconfig: {config}\nwarehouse and models: {home}")
         out.print(f"dashboard: .venv/bin/flywheel --home {home} --config {config} dashboard")
         out.print(f"serve the students: .venv/bin/flywheel --home {home} --config {config} serve --port 8000")
+
+
+def decision_line(workload: str, summary: dict[str, Any]) -> str:
+    """`W: decision (reasons); gate target ...`: what `flywheel evaluate -w W` says of the same turn."""
+    line = f"{workload}: {summary.get('decision') or 'skipped'}"
+    reasons = summary.get("reasons") or []
+    if reasons:
+        line += f" ({', '.join(reasons)})"
+    if summary.get("target"):
+        line += f"; gate target {summary['target']}"
+    needed = summary.get("eval_rows_needed")
+    if needed:
+        line += f"; the eval split is too small to tell: about {needed} eval rows would resolve it"
+    return line
 
 
 def _n(value: Any) -> str:

@@ -241,3 +241,21 @@ def standing_scores(warehouse: Warehouse, workload_id: str, champion_id: str | N
     rows = warehouse.read(query)
     models = [{"model": m, "value": v, "ci_low": lo, "ci_high": hi} for m, _, v, lo, hi in rows]
     return {"champion": champion_id, "primary_metric": rows[0][1] if rows else None, "models": models}
+
+
+def last_judged(warehouse: Warehouse, workload_id: str) -> tuple[str, list[str]] | None:
+    """(run id, the candidates it judged) of the workload's latest evaluation, None before the first."""
+    if not warehouse.path.exists():
+        return None
+    warehouse.ensure_schema()
+    row = warehouse.read(
+        lambda con: con.execute(
+            "SELECT run_id, results FROM eval_runs WHERE workload_id = ? ORDER BY finished_at DESC LIMIT 1",
+            [workload_id],
+        ).fetchone()
+    )
+    if row is None:
+        return None
+    checks = orjson.loads(row[1]).get("checks") or []
+    models = sorted({c["model"] for c in checks if c.get("model") and c["model"] != "teacher"})
+    return row[0], models

@@ -52,6 +52,7 @@ class EvaluationReport:
     retired: list[str] = field(default_factory=list)
     applied: bool = True
     data_need: dict[str, Any] | None = None  # flywheel.evaluate.data_need, when a curve was recorded
+    rejudged_run: str | None = None  # no new candidate: the eval run whose candidates were re-scored
 
     def as_dict(self) -> dict[str, Any]:
         """The `flywheel evaluate --json` object."""
@@ -69,6 +70,7 @@ class EvaluationReport:
             "eval_rows_needed": self.decision.eval_rows_needed,
             "data_need": self.data_need,
             "applied": self.applied,
+            "rejudged_run": self.rejudged_run,
             "retired": self.retired,
             "reference": self.result.reference,
             "primary_metric": self.decision.primary_metric,

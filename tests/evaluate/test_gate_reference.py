@@ -194,3 +194,50 @@ def test_cli_evaluate_shows_the_target_and_the_rows_needed(tmp_path, monkeypatch
     assert result.exit_code == 0 and payload["decision"] == INSUFFICIENT_EVAL
     assert payload["reference"] == "teacher" and payload["target"]["min_agreement"] == 0.9
     assert payload["eval_rows_needed"] > 40 and payload["champion"] is None
+
+
+def test_evaluate_after_a_decision_shows_that_decision_and_its_reasons(tmp_path, monkeypatch) -> None:
+    """`flywheel evaluate -w W` right after a turn re-judges what the turn judged (dry run): the same
+    decision and reasons as the turn's decision line, never a bare `no_candidates`."""
+    import json
+    import sys
+    import types
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from flywheel.cli import app
+    from flywheel.cli.run import decision_line
+    from flywheel.demo import demo_config_path
+    from flywheel.registry import Registry
+    from flywheel.report import summarize_turn
+    from flywheel.store.db import Warehouse
+
+    data = examples(3, gold=False)
+    for example in data:
+        example.workload_id = "support-routing"
+    datasets = types.ModuleType("flywheel.datasets")
+    datasets.load_examples = lambda warehouse, workload_id, splits: data  # type: ignore[attr-defined]
+    student = types.ModuleType("flywheel.train.student")
+    student.load_student = lambda path: wrong_one_in(1, Path(path).name)  # type: ignore[attr-defined]
+    student.read_manifest = lambda path: {}  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "flywheel.datasets", datasets)
+    monkeypatch.setitem(sys.modules, "flywheel.train.student", student)
+    home = tmp_path / "home"
+    warehouse = Warehouse(home / "warehouse.duckdb")
+    insert_model(warehouse, home, "support-routing/cand/1", workload_id="support-routing")
+    args = ["--home", str(home), "--config", str(demo_config_path()), "evaluate", "-w", "support-routing"]
+    runner = CliRunner()
+    first = json.loads(runner.invoke(app, [*args, "--resamples", "400", "--json"]).stdout)
+    assert first["decision"] == "reject" and "agreement_below_target" in first["reasons"]
+    assert not Registry(warehouse, home).list_models("support-routing", "candidate")
+    line = decision_line("support-routing", summarize_turn("support-routing", {"evaluate": first}))
+    assert line.startswith("support-routing: reject (agreement_below_target")
+    again = runner.invoke(app, [*args, "--resamples", "400", "--json"])
+    payload = json.loads(again.stdout)
+    assert again.exit_code == 0 and payload["rejudged_run"] == first["run_id"]
+    assert (payload["decision"], payload["reasons"]) == (first["decision"], first["reasons"])
+    assert payload["applied"] is False
+    shown = runner.invoke(app, [*args, "--resamples", "400"])
+    text = " ".join(shown.output.split())
+    assert "no new candidate" in text and "reject: champion none" in text and "agreement_below_target" in text
