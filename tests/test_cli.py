@@ -125,10 +125,17 @@ def test_run_table_shows_the_gate_target_and_rows_needed(capsys) -> None:
     from flywheel.cli.run import _render, _short
 
     target = "agreement with the teacher (accuracy) CI low >= 0.900 (reference: teacher)"
-    turn = {"decision": "insufficient_eval", "metric": "accuracy", "eval_rows_needed": 240, "target": target}
+    turn = {
+        "decision": "insufficient_eval",
+        "reasons": ["insufficient_eval", "agreement_below_target"],
+        "metric": "accuracy",
+        "eval_rows_needed": 240,
+        "target": target,
+    }
     _render({"seconds": 1.0, "workloads": {"support": _short(turn)}})
     text = " ".join(capsys.readouterr().out.split())
-    assert "support: gate target agreement with the teacher (accuracy) CI low >= 0.900" in text
+    assert "support: insufficient_eval (insufficient_eval, agreement_below_target); gate target agreement" in text
+    assert "gate target agreement with the teacher (accuracy) CI low >= 0.900" in text
     assert "about 240 eval rows would resolve it" in text
 
 
