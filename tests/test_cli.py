@@ -134,7 +134,7 @@ def test_run_table_shows_the_gate_target_and_rows_needed(capsys) -> None:
     }
     _render({"seconds": 1.0, "workloads": {"support": _short(turn)}})
     text = " ".join(capsys.readouterr().out.split())
-    assert "support: insufficient_eval (insufficient_eval, agreement_below_target); gate target agreement" in text
+    assert "support: insufficient_eval (insufficient_eval, agreement_below_target); gate target" in text
     assert "gate target agreement with the teacher (accuracy) CI low >= 0.900" in text
     assert "about 240 eval rows would resolve it" in text
 
