@@ -154,3 +154,31 @@ def test_tables_print_bracketed_labels_as_written_at_80_columns() -> None:
     console.print(table)
     text = console.export_text()
     assert all(label in text for label in labels) and "labels [[[[x]]]]" in text
+
+
+def test_tables_wrap_instead_of_cutting_at_80_columns() -> None:
+    from rich.console import Console
+
+    from flywheel.cli.app import Table
+
+    table = Table(title="flywheel")
+    for column in ("workload", "in", "curated", "decision", "metric", "student (95% CI)", "teacher", "saved"):
+        table.add_column(column)
+    table.add_row(
+        "tool-assistant",
+        "1,613",
+        "968",
+        "insufficient_eval",
+        "tool_call_exact",
+        "0.983 (0.966-0.996)",
+        "0.958 (0.930-0.980)",
+        "12%",
+    )
+    console = Console(record=True, width=80)
+    console.print(table)
+    text = console.export_text()
+    assert "…" not in text
+    rows = [line.split("│")[1:-1] for line in text.splitlines() if line.startswith("│")]
+    columns = ["".join(row[i].strip() for row in rows) for i in range(len(rows[0]))]
+    assert columns[0] == "tool-assistant" and columns[3] == "insufficient_eval"
+    assert columns[4] == "tool_call_exact" and columns[5] == "0.983(0.966-0.996)"

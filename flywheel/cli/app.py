@@ -35,12 +35,21 @@ app = typer.Typer(
     add_completion=False,
 )
 err = Console(stderr=True)
+WIDE_COLUMNS = 240
 out = Console()
 
 
 class Table(RichTable):
     """A rich Table whose text cells and title are data, never markup: a label such as
-    `[[[[analyst rating]]]]` prints as written. Style a cell with rich.text.Text instead."""
+    `[[[[analyst rating]]]]` prints as written. Style a cell with rich.text.Text instead.
+
+    Cells wrap (fold) to fit the terminal instead of being cut with an ellipsis: a workload id or a
+    decision is never shown as `tool-…`. `flywheel --wide` lays tables out on one line each.
+    """
+
+    def add_column(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("overflow", "fold")
+        super().add_column(*args, **kwargs)
 
     def __init__(self, *args: Any, title: str | None = None, **kwargs: Any) -> None:
         super().__init__(*args, title=escape(title) if isinstance(title, str) else title, **kwargs)
@@ -107,7 +116,10 @@ def main(
         None, "--home", help="Artifacts dir (env FLYWHEEL_HOME, default ./.flywheel)"
     ),
     config: Path | None = typer.Option(None, "--config", help="flywheel.yaml (env FLYWHEEL_CONFIG)"),
+    wide: bool = typer.Option(False, "--wide", help="Print tables at full width (for logs and wide pages)"),
 ) -> None:
+    if wide:
+        out.width = WIDE_COLUMNS
     config_path = config or _default_config_path()
     ctx.obj = CliState(home_option=home, config_path=config_path)
 
