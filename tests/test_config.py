@@ -91,3 +91,36 @@ def test_source_formats_are_the_connector_registry(tmp_path: Path) -> None:
     path.write_text(f"workloads:\n  - id: w\n    task: chat\n    sources:{bad}\n")
     with pytest.raises(ConfigError, match=r"unknown format 'xml' \(known: auto, csv, langfuse"):
         load_config(path)
+
+
+def _yaml_keys(node: object, prefix: str = "") -> set[str]:
+    if isinstance(node, list):
+        return set().union(*(_yaml_keys(item, f"{prefix}[]") for item in node)) if node else set()
+    if not isinstance(node, dict):
+        return set()
+    keys: set[str] = set()
+    for key, value in node.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        keys.add(path)
+        if not path.endswith(("json_schema", "tools", "prices", "mapping.columns")):  # free-form data
+            keys |= _yaml_keys(value, path)
+    return keys
+
+
+def test_config_reference_lists_every_key_the_demo_config_uses() -> None:
+    import json
+
+    import yaml
+    from typer.testing import CliRunner
+
+    from flywheel.cli import app
+
+    result = CliRunner().invoke(app, ["config", "reference", "--json"])
+    assert result.exit_code == 0, result.output
+    documented = {row["key"]: row for row in json.loads(result.stdout)["keys"]}
+    used = _yaml_keys(yaml.safe_load(demo_config_path().read_text()))
+    assert used and not used - set(documented), sorted(used - set(documented))
+    assert documented["workloads[].gate.min_agreement"]["default"] == "0.9"
+    assert documented["workloads[].students[].options.fit_budget_s"]["type"] == "float"
+    text = CliRunner().invoke(app, ["config", "reference"]).stdout
+    assert text.startswith("| key | type | default | description |")

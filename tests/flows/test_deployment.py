@@ -192,6 +192,8 @@ def test_prefect_yaml_deploys_and_a_run_completes_through_a_worker(
             assert [s["schedule"]["cron"] for s in deployment["schedules"]] == [
                 s["cron"] for s in spec["schedules"]
             ]
+            # created paused: deploying queues nothing until a person resumes the schedules
+            assert [s["active"] for s in deployment["schedules"]] == [False] * len(spec["schedules"])
 
     # A manual run, as from the UI: the deployment's defaults, pointed at the tiny config.
     started = server.cli(
