@@ -69,28 +69,58 @@ def source_jobs(
     return jobs
 
 
-def ingest_stage(loop: Loop, workload_id: str, progress: Progress = None) -> dict[str, Any]:
-    """Every configured source of the workload, plus what `flywheel serve` captured for it."""
-    from flywheel.ingest import IngestReport, ingest_paths
+class SourceMissing(RuntimeError):
+    """A configured source named no readable file; the other sources were ingested all the same."""
 
+
+def ingest_stage(loop: Loop, workload_id: str, progress: Progress = None) -> dict[str, Any]:
+    """Every configured source of the workload, plus what `flywheel serve` captured for it.
+
+    A source that matches no file (a typo, logs not delivered yet) fails the stage with its path,
+    after everything else is in: a scheduled run must not pass on no data.
+    """
     loop.workload(workload_id)
+    report = ingest_sources(loop, workload_id, progress)
+    if report.errors:
+        raise SourceMissing("; ".join(report.errors))
+    return report.as_dict() | {"workload_id": workload_id} | served_stage(loop, workload_id)
+
+
+def ingest_sources(loop: Loop, workload_id: str | None, progress: Progress = None) -> Any:
+    """The IngestReport of the configured sources (of one workload, or all) and the serve spool."""
+    from flywheel.ingest import IngestReport
+
     report = IngestReport()
     for patterns, workload, fmt, mapping in source_jobs(loop.config, workload_id):
-        part = ingest_paths(
-            loop.warehouse,
-            patterns,
-            workload_id=workload,
-            fmt=fmt,
-            mapping=mapping,
-            price_fn=loop.prices.cost,
-            progress=progress,
-        )
+        part = ingest_files(loop.warehouse, loop.prices, patterns, workload, fmt, mapping, progress)
         report.files.extend(part.files)
     spool = _spool_files(loop)
     if spool:
-        part = ingest_paths(loop.warehouse, spool, workload_id=None, fmt="spool", price_fn=loop.prices.cost)
-        report.files.extend(part.files)
-    return report.as_dict() | {"workload_id": workload_id} | served_stage(loop, workload_id)
+        report.files.extend(ingest_files(loop.warehouse, loop.prices, spool, None, "spool").files)
+    return report
+
+
+def ingest_files(
+    warehouse: Warehouse,
+    prices: PriceCatalog,
+    patterns: list[Any],
+    workload_id: str | None,
+    fmt: str,
+    mapping: Any = None,
+    progress: Progress = None,
+) -> Any:
+    """One source's files into the warehouse (every line ends ingested, duplicate or quarantined)."""
+    from flywheel.ingest import ingest_paths
+
+    return ingest_paths(
+        warehouse,
+        patterns,
+        workload_id=workload_id,
+        fmt=fmt,
+        mapping=mapping,
+        price_fn=prices.cost,
+        progress=progress,
+    )
 
 
 def served_stage(loop: Loop, workload_id: str) -> dict[str, Any]:

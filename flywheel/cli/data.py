@@ -11,7 +11,7 @@ from rich.markup import escape
 
 from connectors.base import source_formats
 from flywheel.cli.app import JsonOpt, Table, app, emit, err, fail, guarded, out, progress_bar, state, warn_all
-from flywheel.ingest import IngestReport, ingest_paths
+from flywheel.ingest import IngestReport
 from flywheel.stats import workload_stats
 
 FORMAT_HELP = f"One of {', '.join(source_formats())}"
@@ -96,21 +96,8 @@ def ingest(
         fail(as_json, f"--format must be one of {', '.join(source_formats())}, got {fmt!r}", code=2)
     cli = state(ctx)
     with guarded(as_json):
-        jobs = _ingest_jobs(cli, paths, workload, fmt)
-        warehouse, prices = cli.warehouse(), cli.prices()
-        report = IngestReport()
         with progress_bar("ingesting", refresh_thread=False) as advance:
-            for patterns, workload_id, job_fmt, mapping in jobs:
-                part = ingest_paths(
-                    warehouse,
-                    patterns,
-                    workload_id=workload_id,
-                    fmt=job_fmt,
-                    mapping=mapping,
-                    price_fn=prices.cost,
-                    progress=advance,
-                )
-                report.files.extend(part.files)
+            report = _ingest(cli, paths, workload, fmt, advance)
         served = _served(cli, report)
     _print_problems(report)
     emit(as_json, report.as_dict() | served, lambda: _render_ingest(report))
@@ -143,20 +130,22 @@ def _print_problems(report: IngestReport) -> None:
         err.print(f"… and {hidden:,} more quarantined lines (`flywheel stats`; rows keep their reason)")
 
 
-def _ingest_jobs(cli: Any, paths: list[str] | None, workload: str | None, fmt: str) -> list[tuple]:
-    """(patterns, workload_id, format, mapping) per source: CLI paths, else the config's sources."""
+def _ingest(cli: Any, paths: list[str] | None, workload: str | None, fmt: str, advance: Any) -> IngestReport:
+    """CLI paths as given; else what a flywheel turn ingests: the config's sources and the serve spool."""
+    from flywheel.loop import Loop, ingest_files, ingest_sources, source_jobs
+
     if paths:
         mapping = None
         if workload and cli.config is not None and any(w.id == workload for w in cli.config.workloads):
             sources = cli.config.workload(workload).sources
             mapping = sources[0].mapping.model_dump() if sources and sources[0].mapping else None
-        return [(paths, workload, fmt, mapping)]
-    from flywheel.loop import source_jobs
-
-    jobs = source_jobs(cli.require_config(), workload)
-    if not jobs:
+        return ingest_files(cli.warehouse(), cli.prices(), paths, workload, fmt, mapping, advance)
+    config = cli.require_config()
+    if workload is not None:
+        config.workload(workload)
+    if not source_jobs(config, workload):
         raise FileNotFoundError("nothing to ingest: pass PATH... or configure workload sources")
-    return jobs
+    return ingest_sources(Loop(config, cli.home, cli.warehouse(), cli.prices()), workload, advance)
 
 
 def _render_ingest(report: IngestReport) -> None:
