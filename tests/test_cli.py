@@ -1,6 +1,7 @@
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from flywheel.cli import app
@@ -182,3 +183,18 @@ def test_tables_wrap_instead_of_cutting_at_80_columns() -> None:
     columns = ["".join(row[i].strip() for row in rows) for i in range(len(rows[0]))]
     assert columns[0] == "tool-assistant" and columns[3] == "insufficient_eval"
     assert columns[4] == "tool_call_exact" and columns[5] == "0.983(0.966-0.996)"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["evaluate", "-w", "w"], ["train", "-w", "w"], ["costs"], ["quality", "-w", "w"], ["label", "-w", "w"],
+     ["curate", "-w", "w"], ["models"], ["stats"]],
+)  # fmt: skip
+def test_an_empty_home_gets_one_clear_line_never_a_traceback(tmp_path: Path, command: list[str]) -> None:
+    config = tmp_path / "flywheel.yaml"
+    config.write_text("workloads:\n  - id: w\n    task: chat\n")
+    result = CliRunner().invoke(app, ["--home", str(tmp_path / "empty"), "--config", str(config), *command])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert "Traceback" not in result.output
+    if result.exit_code != 0:
+        assert result.output.strip().startswith("error:") and len(result.output.strip().splitlines()) <= 2

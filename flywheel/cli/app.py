@@ -163,11 +163,12 @@ def fail(as_json: bool, message: str, code: int = 1, **extra: Any) -> NoReturn:
 @contextmanager
 def guarded(as_json: bool) -> Iterator[None]:
     """Turn the library's user-facing errors into one clear message and a non-zero exit."""
+    from flywheel.datasets.snapshots import NoSnapshot
     from flywheel.store.db import WarehouseBusy
 
     try:
         yield
-    except (ConfigError, WarehouseBusy, FileNotFoundError) as exc:
+    except (ConfigError, WarehouseBusy, FileNotFoundError, NoSnapshot) as exc:
         fail(as_json, str(exc), code=2 if isinstance(exc, ConfigError) else 1)
 
 

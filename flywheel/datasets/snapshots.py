@@ -50,6 +50,11 @@ EXAMPLE_SCHEMA = pa.schema(
 CURATION_KEYS = ("task", "labels", "json_schema", "tools", "label_parser", "curation")
 
 
+class NoSnapshot(LookupError):
+    """The workload has no dataset snapshot yet: curate first."""
+
+
+
 @dataclass(slots=True)
 class SnapshotRow:
     """An Example plus the columns only the snapshot table keeps."""
@@ -240,7 +245,7 @@ def load_examples(
     """The examples of a snapshot (the latest when None), ordered by split then example id."""
     snapshot_id = snapshot_id or latest_snapshot_id(warehouse, workload_id)
     if snapshot_id is None:
-        raise LookupError(f"no snapshot for {workload_id}: run `flywheel curate --workload {workload_id}`")
+        raise NoSnapshot(f"no snapshot for {workload_id}: run `flywheel curate --workload {workload_id}`")
     wanted = tuple(splits)
     rows = warehouse.read(lambda con: read_rows(con, snapshot_id, wanted))
     if not rows:
