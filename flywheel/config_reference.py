@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
-from pydantic.fields import FieldInfo
-from pydantic_core import PydanticUndefined
+from pydantic.fields import FieldInfo, PydanticUndefined
 
 # Keys typed as a free-form mapping whose real schema is another model, validated at a later stage.
 DOCUMENTED_ELSEWHERE: dict[str, str] = {
