@@ -101,9 +101,14 @@ def dashboard(
 
 
 def dashboard_app_path() -> Path:
-    import dashboards
+    """The Streamlit app's file, found without importing the dashboard (the CLI never imports it:
+    Streamlit runs it in its own process)."""
+    import importlib.util
 
-    return Path(next(iter(dashboards.__path__))) / "app.py"
+    spec = importlib.util.find_spec("dashboards")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the dashboards package is not installed beside flywheel")
+    return Path(next(iter(spec.submodule_search_locations))) / "app.py"
 
 
 def _record(
