@@ -29,10 +29,27 @@ ACTIONS = ("promote", "rollback", "manual")
 TEACHER = "teacher"  # a workload rolled back to its teacher: no champion, every call proxied
 CARD_START = "<!-- flywheel:evaluation:start -->"
 CARD_END = "<!-- flywheel:evaluation:end -->"
-MODEL_COLUMNS = (
-    "model_id, workload_id, name, kind, base, method, path, snapshot_id, params, size_bytes, config, "
-    "code_version, teacher, train_seconds, tokens_per_second, metrics, stage, created_at"
+# What training registers; a new model starts as a candidate (the table's default stage).
+REGISTERED_COLUMNS = (
+    "model_id",
+    "workload_id",
+    "name",
+    "kind",
+    "base",
+    "method",
+    "path",
+    "snapshot_id",
+    "params",
+    "size_bytes",
+    "config",
+    "code_version",
+    "teacher",
+    "train_seconds",
+    "tokens_per_second",
+    "metrics",
+    "created_at",
 )
+MODEL_COLUMNS = ", ".join((*REGISTERED_COLUMNS[:-1], "stage", REGISTERED_COLUMNS[-1]))
 
 
 class RegistryError(ValueError):
@@ -353,4 +370,44 @@ def _json(value: Any) -> Any:
             return orjson.loads(value)
         except orjson.JSONDecodeError:
             return value
+    return value
+
+
+def register_candidates(
+    warehouse: Warehouse, rows: list[dict[str, Any]], steps: dict[str, list[dict]]
+) -> None:
+    """Insert trained candidates and their loss curves in one short transaction (the one writer of new
+    rows in `models`; stage changes are Registry's); re-registering a model id replaces it."""
+    if not rows:
+        return
+
+    def write(con: Any) -> None:
+        placeholders = ", ".join("?" for _ in REGISTERED_COLUMNS)
+        for row in rows:
+            con.execute("DELETE FROM training_steps WHERE model_id = ?", [row["model_id"]])
+            con.execute("DELETE FROM models WHERE model_id = ?", [row["model_id"]])
+            values = [_column_value(row, column) for column in REGISTERED_COLUMNS]
+            con.execute(
+                f"INSERT INTO models ({', '.join(REGISTERED_COLUMNS)}) VALUES ({placeholders})", values
+            )
+        at = utcnow()
+        step_rows = [
+            (model_id, s["step"], s["loss"], s["learning_rate"], s["epoch"], at)
+            for model_id, curve in steps.items()
+            for s in curve
+        ]
+        if step_rows:
+            con.executemany(
+                'INSERT INTO training_steps (model_id, step, loss, learning_rate, epoch, "at") '
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                step_rows,
+            )
+
+    warehouse.write(write)
+
+
+def _column_value(row: dict[str, Any], column: str) -> Any:
+    value = row.get(column)
+    if column in ("config", "metrics") and value is not None:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS, default=str).decode()
     return value

@@ -16,28 +16,7 @@ from typing import Any
 import orjson
 
 from flywheel.records import utcnow
-from flywheel.store.db import Warehouse
 from flywheel.train.student import MANIFEST
-
-MODEL_COLUMNS = (
-    "model_id",
-    "workload_id",
-    "name",
-    "kind",
-    "base",
-    "method",
-    "path",
-    "snapshot_id",
-    "params",
-    "size_bytes",
-    "config",
-    "code_version",
-    "teacher",
-    "train_seconds",
-    "tokens_per_second",
-    "metrics",
-    "created_at",
-)
 
 
 def fingerprint(*parts: Any) -> str:
@@ -208,38 +187,3 @@ def _sparkline(values: list[float]) -> str:
     span = (high - low) or 1.0
     sampled = [row for row in _thin([{"v": v} for v in values], 60)]
     return "`" + "".join(bars[int((r["v"] - low) / span * (len(bars) - 1))] for r in sampled) + "`"
-
-
-def register_models(warehouse: Warehouse, rows: list[dict[str, Any]], steps: dict[str, list[dict]]) -> None:
-    """Insert candidates and their loss curves in one short transaction; re-registering replaces."""
-    if not rows:
-        return
-
-    def write(con: Any) -> None:
-        placeholders = ", ".join("?" for _ in MODEL_COLUMNS)
-        for row in rows:
-            con.execute("DELETE FROM training_steps WHERE model_id = ?", [row["model_id"]])
-            con.execute("DELETE FROM models WHERE model_id = ?", [row["model_id"]])
-            values = [_column_value(row, column) for column in MODEL_COLUMNS]
-            con.execute(f"INSERT INTO models ({', '.join(MODEL_COLUMNS)}) VALUES ({placeholders})", values)
-        at = utcnow()
-        step_rows = [
-            (model_id, s["step"], s["loss"], s["learning_rate"], s["epoch"], at)
-            for model_id, curve in steps.items()
-            for s in curve
-        ]
-        if step_rows:
-            con.executemany(
-                'INSERT INTO training_steps (model_id, step, loss, learning_rate, epoch, "at") '
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                step_rows,
-            )
-
-    warehouse.write(write)
-
-
-def _column_value(row: dict[str, Any], column: str) -> Any:
-    value = row.get(column)
-    if column in ("config", "metrics") and value is not None:
-        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS, default=str).decode()
-    return value

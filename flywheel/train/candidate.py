@@ -18,8 +18,9 @@ from typing import Any
 from flywheel.bundle import Bundle, build_bundle
 from flywheel.config import StudentConfig, WorkloadConfig
 from flywheel.records import Example, utcnow
+from flywheel.registry import register_candidates
 from flywheel.store.db import Warehouse
-from flywheel.train.artifacts import fingerprint, model_version, register_models
+from flywheel.train.artifacts import fingerprint, model_version
 from flywheel.train.config import TrainSettings, resolve_settings, settings_fingerprint
 from flywheel.train.formatting import target_text
 from flywheel.train.hardware import Hardware, detect_hardware
@@ -194,7 +195,7 @@ def register(warehouse: Warehouse, context: RunContext, trained: TrainedCandidat
             }
         )
         steps[model.model_id] = model.loss_curve
-    register_models(warehouse, rows, steps)
+    register_candidates(warehouse, rows, steps)
 
 
 def train_workload(
