@@ -13,10 +13,12 @@ import duckdb
 import orjson
 import pytest
 
-from flywheel.config import WorkloadConfig
+from flywheel.config import WorkloadConfig, load_config
 from flywheel.curate import curate_workload
 from flywheel.ingest import ingest_paths
+from flywheel.recipes import RecipeOptions, default_data, get_recipe, write_recipe
 from flywheel.recipes.tau_env import TauDataError, load_env
+from flywheel.recipes.tau_recipe import HELD_OUT
 from flywheel.recipes.tau_retail import conversation, summarize, write_logs
 from flywheel.store.db import Warehouse
 from tests.recipes.conftest import real_data
@@ -196,3 +198,23 @@ def test_twenty_real_tasks_ingest_and_curate_as_a_tool_call_workload(tmp_path: P
         requests = [orjson.loads(r) for (r,) in con.execute("SELECT request FROM interactions").fetchall()]
     assert all(len(r["tools"]) == 16 for r in requests)
     assert max(len(r["messages"]) for r in requests) > 20  # multi-turn, tool results included
+
+
+def test_the_recipe_logs_traffic_tasks_and_keeps_the_last_tasks_as_gold(tmp_path: Path) -> None:
+    assert default_data("tau-retail").name == "tau-bench-retail"
+    data = real_data("tau-bench-retail")
+    with pytest.raises(ValueError, match="--noise is not supported"):
+        write_recipe("tau-retail", data, tmp_path / "noisy", RecipeOptions(noise=0.1))
+    written = write_recipe("tau-retail", data, tmp_path / "run", RecipeOptions(limit=3, seed=1))
+    workload = load_config(written.config_path).workload("tau-retail")
+    assert workload.task == "tool_call" and written.notes["tasks"] == 3
+    logs = [orjson.loads(line) for line in Path(written.traffic[0]).read_bytes().splitlines()]
+    tasks = {log["metadata"]["task_index"] for log in logs}
+    assert len(tasks) == 3 and max(tasks) < 500 - HELD_OUT and written.notes["logged_steps"] == len(logs)
+    gold = get_recipe("tau-retail").gold(data, workload)
+    assert {e.split for e in gold} == {"eval"}
+    assert len({e.example_id for e in gold}) == len(gold) > 5 * HELD_OUT
+    first = gold[0]  # task 400's first step: authenticate the user it names
+    assert orjson.loads(first.gold)[0]["name"].startswith("find_user_id_by_")
+    assert first.request["tools"] == first.tools and len(first.tools) == 16
+    assert sum(e.gold == "[]" for e in gold) > 0  # text replies: no call
