@@ -21,12 +21,15 @@ class BaseUnavailable(ValueError):
     """A base (student, or teacher for logit distillation) that cannot be loaded here."""
 
 
-def load_base(loader: Callable[..., Any], base: str, role: str, **kwargs: Any) -> Any:
-    """`loader(base, **kwargs)` (a from_pretrained), or BaseUnavailable naming the base and the fix."""
+def load_base(
+    loader: Callable[..., Any], base: str, role: str, *, setting_key: str = "base", **kwargs: Any
+) -> Any:
+    """`loader(base, **kwargs)` (a from_pretrained), or BaseUnavailable naming the base and the fix
+    (`setting_key`: the flywheel.yaml setting that names it)."""
     try:
         return loader(base, **kwargs)
     except (OSError, ValueError) as exc:  # huggingface_hub's and transformers' load errors are these
-        raise BaseUnavailable(unavailable_message(base, role, exc)) from None
+        raise BaseUnavailable(unavailable_message(base, role, exc, setting_key)) from None
 
 
 def hub_offline() -> bool:
@@ -38,12 +41,12 @@ def looks_like_path(base: str) -> bool:
     return base.startswith(("/", ".", "~")) or base.count("/") > 1 or (os.sep != "/" and os.sep in base)
 
 
-def unavailable_message(base: str, role: str, exc: BaseException) -> str:
+def unavailable_message(base: str, role: str, exc: BaseException, setting_key: str = "base") -> str:
     path = Path(base).expanduser()
     detail = first_line(exc)
     local_fix = (
-        "set `base:` in flywheel.yaml to a local directory holding config.json, the weights and the "
-        "tokenizer (e.g. made where the Hub is reachable with `hf download <hub-id> --local-dir DIR`)"
+        f"set `{setting_key}:` in flywheel.yaml to a local directory holding config.json, the weights "
+        "and the tokenizer (e.g. made where the Hub is reachable with `hf download <hub-id> --local-dir DIR`)"
     )
     if path.is_dir():
         why = f"{path} is not a saved model directory ({detail})"
@@ -56,13 +59,13 @@ def unavailable_message(base: str, role: str, exc: BaseException) -> str:
         )
         local_fix = (
             f"download it where the Hub is reachable (`hf download {base} --local-dir DIR`) and set "
-            "`base: DIR` in flywheel.yaml, or point HF_HOME at a cache that holds it"
+            f"`{setting_key}: DIR` in flywheel.yaml, or point HF_HOME at a cache that holds it"
         )
     else:
         why = f"it is not a local directory and the Hugging Face Hub did not provide it ({detail})"
         local_fix = (
             f"check the id, or download it where the Hub is reachable (`hf download {base} --local-dir "
-            "DIR`) and set `base: DIR` in flywheel.yaml"
+            f"DIR`) and set `{setting_key}: DIR` in flywheel.yaml"
         )
     return f"{role} base {base!r} cannot be loaded: {why}. To use a local copy, {local_fix}."
 

@@ -167,3 +167,11 @@ def test_a_tool_call_student_trains_and_serves_with_the_template_tools(
     assert prompt == render_prompt(student.tokenizer, examples[20], "template")
     assert prompt.startswith("<|system|>You may call these functions:") and "tools:\n" not in prompt
     assert len(student.predict(examples[20:22])) == 2
+
+
+def test_a_distillation_teacher_that_cannot_be_loaded_names_its_setting(tmp_path: Path) -> None:
+    from flywheel.train.distill import load_teacher
+    from flywheel.train.hardware import detect_hardware
+
+    with pytest.raises(BaseUnavailable, match=r"no such directory .*set `options\.distill\.teacher:`"):
+        load_teacher(str(tmp_path / "missing-teacher"), detect_hardware())
