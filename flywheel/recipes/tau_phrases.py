@@ -34,7 +34,10 @@ def opening(rng: random.Random, who: dict[str, str], request: str) -> str:
         me = f"my name is {who['name']} and my email is {who['email']}."
     else:
         me = f"I'm {who['name']}, zip code {who['zip']}."
-    return f"{rng.choice(GREETINGS)} {me} {request}"
+    greeting = rng.choice(GREETINGS)
+    if greeting.endswith("."):  # a new sentence starts
+        me = me[0].upper() + me[1:]
+    return f"{greeting} {me} {request}"
 
 
 def follow_up(rng: random.Random, request: str) -> str:
@@ -133,11 +136,12 @@ def _item_change(action: Action, data: dict[str, Any], user: dict[str, Any], sta
             f"{new['item_id']} ({options(new['options'])}, ${new['price']:.2f})"
         )
     pay = payment(user, args.get("payment_method_id", ""), "your")
-    money = (
-        f"you pay ${difference:.2f} with {pay}"
-        if difference > 0
-        else f"${-difference:.2f} is refunded to {pay}"
-    )
+    if round(difference, 2) > 0:
+        money = f"you pay ${difference:.2f} with {pay}"
+    elif round(difference, 2) < 0:
+        money = f"${-difference:.2f} is refunded to {pay}"
+    else:
+        money = f"none (the payment method on record is {pay})"
     once = (
         "this can be done only once per order, after which it can no longer be modified or cancelled"
         if action.name.startswith("modify")
