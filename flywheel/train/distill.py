@@ -34,9 +34,12 @@ def load_teacher(path: str, hardware: Hardware) -> tuple[Any, Any]:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from flywheel.train.bases import load_base
+
     dtype = torch.bfloat16 if hardware.bf16 else torch.float32
-    teacher = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).eval()
-    return teacher, AutoTokenizer.from_pretrained(path)
+    where = {"role": "distillation teacher:", "setting_key": "options.distill.teacher"}
+    teacher = load_base(AutoModelForCausalLM.from_pretrained, path, dtype=dtype, **where)
+    return teacher.eval(), load_base(AutoTokenizer.from_pretrained, path, **where)
 
 
 def fit_logit_distill(
