@@ -90,7 +90,13 @@ class TeacherConfig(Strict):
     requests_per_minute: int | None = Field(None, ge=1)
     tokens_per_minute: int | None = Field(None, ge=1)
     timeout_s: float = Field(60.0, gt=0)
-    max_retries: int = Field(5, ge=0, le=20)
+    max_retries: int = Field(
+        5,
+        ge=0,
+        le=20,
+        description="Retries after the first attempt of a 429/5xx/timeout, honouring Retry-After "
+        "(labeling and the serve fallback alike; flywheel/openai_client.py)",
+    )
     max_usd: float | None = Field(None, ge=0, description="Hard budget per run")
     prompt_version: str = "v1"
     k_votes: int = Field(1, ge=1, le=25, description="Samples per item in relabel; majority vote wins")

@@ -133,12 +133,6 @@ def build_teacher_clients(
 
 
 def make_teacher_client(teacher: TeacherConfig, environ: Mapping[str, str]) -> AsyncOpenAI:
-    from openai import AsyncOpenAI
+    from flywheel.openai_client import teacher_openai_client
 
-    return AsyncOpenAI(
-        base_url=teacher.base_url,
-        api_key=environ.get(teacher.api_key_env) or MISSING_KEY,
-        default_headers=teacher.headers or None,
-        timeout=teacher.timeout_s,
-        max_retries=teacher.max_retries,
-    )
+    return teacher_openai_client(teacher, environ.get(teacher.api_key_env) or MISSING_KEY, sdk_retries=True)

@@ -25,6 +25,7 @@ import openai
 import orjson
 
 from flywheel.config import ConfigError, TeacherConfig
+from flywheel.openai_client import teacher_openai_client
 from flywheel.teacher.limits import RateLimits
 
 T = TypeVar("T")
@@ -91,14 +92,8 @@ def make_client(
             f"the teacher API key is missing: set the environment variable {teacher.api_key_env} "
             "(named by teacher.api_key_env; any non-empty value for endpoints that need none)"
         )
-    client = openai.AsyncOpenAI(
-        api_key=key,
-        base_url=teacher.base_url,
-        default_headers=teacher.headers or None,
-        max_retries=0,  # retries are ours: backoff with jitter, Retry-After, budget-aware
-        timeout=teacher.timeout_s,
-        http_client=http_client,
-    )
+    # retries are ours: a 429 pauses the whole batch, each retry is checked against budget and breaker
+    client = teacher_openai_client(teacher, key, sdk_retries=False, http_client=http_client)
     return TeacherClient(client, teacher, secrets=[key], **options)
 
 
