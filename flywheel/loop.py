@@ -196,14 +196,22 @@ def label_stage(
 
 
 def train_stage(
-    loop: Loop, workload_id: str, candidates: list[str] | None = None, force: bool = False
+    loop: Loop,
+    workload_id: str,
+    candidates: list[str] | None = None,
+    force: bool = False,
+    *,
+    snapshot_id: str | None = None,
+    seed: int = 0,
+    resume: bool = True,
+    progress: Any = None,
 ) -> dict[str, Any]:
-    """Train the candidates not yet trained on the latest snapshot (all of them with `force`)."""
+    """Train the candidates not yet trained on the snapshot (latest by default; all with `force`)."""
     from flywheel.train import train_workload
     from flywheel.train.data import load_training_data
 
     workload = loop.workload(workload_id)
-    data = load_training_data(loop.warehouse, workload_id)
+    data = load_training_data(loop.warehouse, workload_id, snapshot_id)
     wanted = candidates or [s.name for s in workload.students_or_default()]
     done = set() if force else _trained_on(loop.warehouse, workload_id, data.snapshot_id)
     todo = [name for name in wanted if name not in done]
@@ -218,12 +226,17 @@ def train_stage(
             snapshot_id=data.snapshot_id,
             warehouse=loop.warehouse,
             candidates=todo if workload.students else None,
+            seed=seed,
+            progress=progress,
+            resume=resume,
             teacher_logprobs=data.teacher_logprobs,
             teacher=data.teacher,
         )
     models = [model.as_dict() for item in trained for model in item.flatten()]
     return {
         "snapshot_id": data.snapshot_id,
+        "train_examples": len(data.train),
+        "val_examples": len(data.val),
         "trained": [m["model_id"] for m in models],
         "skipped": sorted(set(wanted) - set(todo)),
         "candidates": models,

@@ -22,57 +22,29 @@ def train(
     snapshot: str | None = typer.Option(None, "--snapshot", help="Dataset snapshot id (default: latest)"),
     seed: int = typer.Option(0, "--seed"),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue an interrupted run"),
+    force: bool = typer.Option(False, "--force", help="Retrain students already trained on this snapshot"),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Train student candidates on the latest dataset snapshot and register them."""
-    from flywheel.train import train_workload
-    from flywheel.train.data import load_training_data
+    """Train student candidates on the latest dataset snapshot and register them (the run's train stage)."""
+    from flywheel.loop import Loop, train_stage
 
     cli = state(ctx)
     with guarded(as_json):
         config = cli.require_config()
-        workload_config = config.workload(workload)
-        warehouse = cli.warehouse()
-        try:
-            data = load_training_data(warehouse, workload, snapshot)
-        except LookupError as exc:
-            fail(as_json, str(exc))
-        if not data.train:
-            fail(as_json, f"snapshot {data.snapshot_id} of {workload} has no training examples")
+        config.workload(workload)
+        loop = Loop(config, cli.home, cli.warehouse(), cli.prices())
         with training_bars(enabled=not as_json) as progress:
-            trained = _train(
-                train_workload,
-                workload_config,
-                data.train,
-                data.val,
-                out_dir=cli.home / "models",
-                snapshot_id=data.snapshot_id,
-                warehouse=warehouse,
-                candidates=candidate or None,
-                seed=seed,
-                progress=progress,
-                resume=resume,
-                teacher_logprobs=data.teacher_logprobs,
-                teacher=data.teacher,
-                as_json=as_json,
-            )
-    models = [model for item in trained for model in item.flatten()]
-    payload = {
-        "workload": workload,
-        "snapshot_id": data.snapshot_id,
-        "train_examples": len(data.train),
-        "val_examples": len(data.val),
-        "candidates": [model.as_dict() for model in models],
-    }
+            try:
+                result = train_stage(
+                    loop, workload, candidate or None, force,
+                    snapshot_id=snapshot, seed=seed, resume=resume, progress=progress,
+                )  # fmt: skip
+            except (LookupError, ValueError) as exc:  # the data's or config's fault: one message
+                fail(as_json, str(exc))
+        if not result["train_examples"]:
+            fail(as_json, f"snapshot {result['snapshot_id']} of {workload} has no training examples")
+    payload = {"workload": workload} | result
     emit(as_json, payload, lambda: _render(payload))
-
-
-def _train(train_workload: Callable[..., Any], *args: Any, as_json: bool, **kwargs: Any) -> Any:
-    """Training errors that are the data's or config's fault end in one message, not a traceback."""
-    try:
-        return train_workload(*args, **kwargs)
-    except ValueError as exc:
-        fail(as_json, str(exc))
 
 
 @contextmanager
@@ -120,6 +92,11 @@ def _render(payload: dict[str, Any]) -> None:
             f"{metrics.get('generate_tokens_per_second', 0):.0f}",
         )
     out.print(table)
+    if payload.get("skipped"):
+        out.print(
+            f"already trained on this snapshot: {', '.join(payload['skipped'])} (`--force` retrains)",
+            highlight=False,
+        )
     for model in payload["candidates"]:
         out.print(f"{model['model_id']}  ->  {model['path']}", highlight=False)
         fit = model.get("fit") or {}

@@ -66,3 +66,6 @@ def test_ingest_curate_train_json_contract(tmp_path: Path) -> None:
     assert candidate["name"] == "tiny" and candidate["model_id"].startswith("support-routing/tiny/v")
     assert Path(candidate["path"], "flywheel.json").exists()
     assert candidate["params"] > 0 and candidate["tokens_per_second"] > 0
+    # the CLI is the run's train stage: a student already trained on this snapshot is not retrained
+    code, again = invoke_json([*base, "train", "-w", "support-routing", "-c", "tiny"])
+    assert code == 0 and again["candidates"] == [] and again["skipped"] == ["tiny"]
