@@ -1,4 +1,4 @@
-"""flywheel/arrow_columns.py builds the arrays pyarrow.array would, without importing pandas."""
+"""flywheel/ingest/arrow_columns.py builds the arrays pyarrow.array would, without importing pandas."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from flywheel.arrow_columns import booleans, column
+from flywheel.ingest.arrow_columns import booleans, column
 
 STRING = pa.large_string()
 STAMP = pa.timestamp("us")
@@ -95,7 +95,7 @@ def test_ingesting_never_imports_pandas(tmp_path: Path) -> None:
         "import sys\n"
         "from pathlib import Path\n"
         "from connectors import ReadContext\n"
-        "from flywheel import sharding\n"
+        "from flywheel.ingest import sharding\n"
         "from flywheel.ingest import ingest_paths\n"
         "from flywheel.store.db import Warehouse\n"
         f"path, spool = Path({str(path)!r}), Path({str(tmp_path)!r})\n"

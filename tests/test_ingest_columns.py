@@ -1,10 +1,10 @@
-"""Chunks of warehouse rows (flywheel/ingest_columns.py): layout, de-duplication, merging."""
+"""Chunks of warehouse rows (flywheel/ingest/columns.py): layout, de-duplication, merging."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from flywheel.ingest_columns import INTERACTION_SCHEMA, ChunkBuilder, build_chunks
+from flywheel.ingest.columns import INTERACTION_SCHEMA, ChunkBuilder, build_chunks
 from flywheel.records import INTERACTION_COLUMNS, Interaction, Rejected
 
 

@@ -1,4 +1,4 @@
-"""ChunkWriter (flywheel/ingest_writer.py) against a real DuckDB file: whole row groups per insert,
+"""ChunkWriter (flywheel/ingest/writer.py) against a real DuckDB file: whole row groups per insert,
 repeats across chunks, commits every batch, counts only for what committed, rollback on abort."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from flywheel import ingest_writer
 from flywheel.ingest import FileReport
-from flywheel.ingest_columns import ParsedChunk, build_chunks
+from flywheel.ingest import writer as ingest_writer
+from flywheel.ingest.columns import ParsedChunk, build_chunks
 from flywheel.records import Interaction, Rejected
 from flywheel.store.db import Warehouse
 

@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 
 from connectors import base
-from flywheel import sharding
-from flywheel.ingest import ingest_paths
+from flywheel.ingest import ingest_paths, sharding
 from flywheel.records import Rejected
 from flywheel.store.db import Warehouse
 from tests.conftest import chat_record, write_jsonl

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from connectors import REGISTRY, ReadContext
 from connectors.openai_fast import fast_row
 from connectors.openai_jsonl import NAME, _from_document, item_from_line
-from flywheel.ingest_columns import ChunkBuilder, ParsedChunk
+from flywheel.ingest.columns import ChunkBuilder, ParsedChunk
 from flywheel.pricing import PriceCatalog
 from flywheel.records import Interaction
 from tests.connectors.factories import chat_request, completion, error_body, stream_chunks, tool_call

@@ -13,7 +13,7 @@ import orjson
 from connectors import REGISTRY, ReadContext
 from connectors.openai_jsonl import NAME
 from flywheel.ingest import ingest_paths
-from flywheel.ingest_columns import ChunkBuilder, ParsedChunk
+from flywheel.ingest.columns import ChunkBuilder, ParsedChunk
 from flywheel.schemas import SCHEMA_CHANGES_KEY
 from flywheel.store.db import Warehouse
 from tests.connectors.factories import WEATHER_TOOL, chat_request, completion, tool_call, write_jsonl

@@ -17,7 +17,7 @@ from pathlib import Path
 import orjson
 
 from flywheel.ingest import ingest_paths
-from flywheel.sharding import SPOOL_PREFIX
+from flywheel.ingest.sharding import SPOOL_PREFIX
 from flywheel.store.db import Warehouse
 from tests.conftest import chat_record
 from tests.reliability.helpers import Child, spawn_python
@@ -28,13 +28,13 @@ BATCH = 250
 
 INGEST_CHILD = """
 import json, sys
-import flywheel.sharding
+import flywheel.ingest.sharding
 from flywheel.ingest import ingest_paths
-from flywheel.sharding import SPOOL_PREFIX
+from flywheel.ingest.sharding import SPOOL_PREFIX
 from flywheel.store.db import Warehouse
 
 # Shard files from 1 MiB (not 16): the multi-process path, on a file small enough for a quick test.
-flywheel.sharding.SHARD_MIN_BYTES, flywheel.sharding.SHARD_TARGET_BYTES = 1 << 20, 256 << 10
+flywheel.ingest.sharding.SHARD_MIN_BYTES, flywheel.ingest.sharding.SHARD_TARGET_BYTES = 1 << 20, 256 << 10
 
 def main():
     report = ingest_paths(Warehouse(sys.argv[1]), sys.argv[2:], workload_id="w", fmt="openai",
@@ -85,7 +85,7 @@ def write_inputs(tmp: Path) -> tuple[list[Path], set[int], int, int]:
         path.write_bytes(gzip.compress(data, compresslevel=1) if name.endswith(".gz") else data)
         files.append(path)
         lines_total += len(lines)
-    assert files[0].stat().st_size > 1 << 20  # the child really runs flywheel.sharding
+    assert files[0].stat().st_size > 1 << 20  # the child really runs flywheel.ingest.sharding
     return files, valid, bad, lines_total
 
 

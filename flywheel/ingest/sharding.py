@@ -35,7 +35,7 @@ import pyarrow as pa
 
 from connectors import REGISTRY, ReadContext, SourceError
 from connectors.detect import detect_format
-from flywheel.ingest_columns import ParsedChunk, build_chunks
+from flywheel.ingest.columns import ParsedChunk, build_chunks
 
 SHARD_MIN_BYTES = 16 * 1024 * 1024  # below this, starting workers costs more than it saves
 SHARD_TARGET_BYTES = 4 * 1024 * 1024  # small enough that no worker is left alone with the last one
@@ -113,7 +113,7 @@ class WorkerPool:
             self._starting.set_result(self._new_pool(_forked_pool, self.size))
             return
         context = mp.get_context("forkserver")
-        context.set_forkserver_preload(["connectors", "flywheel.sharding"])
+        context.set_forkserver_preload(["connectors", "flywheel.ingest.sharding"])
         self._starter = ThreadPoolExecutor(1, thread_name_prefix="ingest-pool")
         self._starting = self._starter.submit(self._new_pool, context.Pool, self.size)
 

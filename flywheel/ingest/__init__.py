@@ -19,14 +19,14 @@ from typing import Any
 
 from connectors import REGISTRY, ReadContext, SourceError
 from connectors.detect import detect_format, resolve_paths
-from flywheel.ingest_columns import ParsedChunk, build_chunks
-from flywheel.ingest_writer import ChunkWriter
+from flywheel.ingest.columns import ParsedChunk, build_chunks
+from flywheel.ingest.sharding import WorkerPool, can_shard, parse_sharded, wants_workers
+from flywheel.ingest.writer import ChunkWriter
 from flywheel.records import utcnow
-from flywheel.sharding import WorkerPool, can_shard, parse_sharded, wants_workers
 from flywheel.store.db import Warehouse
 
 # Lines per write transaction (four of the warehouse's row groups). Its inserts run while the lines
-# are parsed (flywheel/ingest_writer.py); each commit closes the file for other processes to open,
+# are parsed (flywheel/ingest/writer.py); each commit closes the file for other processes to open,
 # and a crash loses at most one batch.
 BATCH_SIZE = 122_880
 ProgressFn = Callable[[int], None]

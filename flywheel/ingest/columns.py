@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from flywheel.arrow_columns import column, utf8_strings
+from flywheel.ingest.arrow_columns import column, utf8_strings
 from flywheel.records import Interaction, Rejected, Row, quarantine_id
 
 INTERACTION_SCHEMA = pa.schema(

@@ -35,8 +35,8 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from flywheel.arrow_columns import booleans
-from flywheel.ingest_columns import ParsedChunk
+from flywheel.ingest.arrow_columns import booleans
+from flywheel.ingest.columns import ParsedChunk
 from flywheel.records import utcnow
 from flywheel.store.db import ROW_GROUP_ROWS, Warehouse
 
