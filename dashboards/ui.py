@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dashboards.data import ViewData
+from dashboards.timerange import Window
 
 
 def missing(value: Any) -> bool:
@@ -24,6 +25,10 @@ def usd(value: Any) -> str:
     if amount != 0 and abs(amount) < 0.01:
         return f"${amount:,.4f}"
     return f"${amount:,.3f}" if abs(amount) < 1 else f"${amount:,.2f}"
+
+
+def ms(value: Any) -> str:
+    return "-" if missing(value) else f"{float(value):,.0f} ms"
 
 
 def pct(value: Any) -> str:
@@ -70,3 +75,11 @@ def table(frame: pd.DataFrame, columns: list[str] | None = None, **config: Any) 
 
 def day_text(value: Any) -> str:
     return "-" if missing(value) else str(pd.Timestamp(value).date())
+
+
+def range_text(window: Window) -> str:
+    """The days a page shows: the chosen range, and the days with data inside it."""
+    if window.first is None:
+        return "no data in this range"
+    chosen = f"{window.days.since} to {window.days.until}" if window.days.bounded else "all history"
+    return f"{chosen}, data on {len(window.data_days)} days from {window.first} to {window.last} (UTC)"

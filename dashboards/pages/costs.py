@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 import flywheel.costs
-from dashboards import charts, data, ui
+from dashboards import charts, data, timerange, ui
 from flywheel.costs.teacher_cost import unpriced_warning
 from flywheel.pricing import config_hint
 
@@ -21,7 +21,7 @@ DAILY_COLUMNS = [
 ]  # fmt: skip
 
 
-def workload_ledger(summary_row: dict, daily: pd.DataFrame) -> None:
+def workload_ledger(summary_row: dict, daily: pd.DataFrame, window: timerange.Window) -> None:
     workload = summary_row["workload_id"]
     st.subheader(workload)
     broke_even, basis = summary_row["break_even_day"], summary_row["projection_basis"]
@@ -30,17 +30,18 @@ def workload_ledger(summary_row: dict, daily: pd.DataFrame) -> None:
         f" · projection basis: {'-' if ui.missing(basis) else basis}"
     )
     own = daily[daily["workload_id"] == workload]
-    ui.chart(charts.break_even(own, broke_even, workload), key=f"break_even_{workload}")
+    ui.chart(charts.break_even(own, broke_even, workload, window), key=f"break_even_{workload}")
     with st.expander(f"Daily ledger: {workload}"):
         ui.table(own, columns=DAILY_COLUMNS)
 
 
 st.title("Costs")
+window = timerange.current()
 views = data.load_all(
     {
         "summary": data.Query("v_savings_summary", order_by="workload_id"),
-        "daily": data.Query("v_savings_daily", order_by="workload_id, day"),
-        "ledger": data.Query("v_cost_ledger_daily", order_by="day, kind"),
+        "daily": data.Query("v_savings_daily", order_by="workload_id, day", days=window.days),
+        "ledger": data.Query("v_cost_ledger_daily", order_by="day, kind", days=window.days),
         "assumptions": data.Query("cost_assumptions", order_by="workload_id"),
         "unpriced": data.Query("v_unpriced_models", order_by="requests DESC, model"),
     }
@@ -52,12 +53,14 @@ summary = ui.rows(
     views["summary"], "No traffic or costs yet: run `flywheel demo` (or `flywheel ingest`), then reload."
 )
 if summary is not None:
+    st.caption("To date, all history (break-even and the projection too); the charts below show "
+               f"{window.label.lower()}: {ui.range_text(window)}.")
     ui.table(summary, columns=SUMMARY_COLUMNS)
     if not views["ledger"].empty:
-        ui.chart(charts.ledger_by_kind(views["ledger"].frame), key="ledger_by_kind")
+        ui.chart(charts.ledger_by_kind(views["ledger"].frame, window), key="ledger_by_kind")
     if not views["daily"].empty:
         for row in summary[summary["requests"] > 0].to_dict("records"):
-            workload_ledger(row, views["daily"].frame)
+            workload_ledger(row, views["daily"].frame, window)
     st.subheader("Pricing assumptions")
     if views["assumptions"].empty:
         st.info("Not priced yet: run `flywheel costs` (student-served traffic falls back to logged rates).")
