@@ -53,8 +53,10 @@ summary = ui.rows(
     views["summary"], "No traffic or costs yet: run `flywheel demo` (or `flywheel ingest`), then reload."
 )
 if summary is not None:
-    st.caption("To date, all history (break-even and the projection too); the charts below show "
-               f"{window.label.lower()}: {ui.range_text(window)}.")
+    st.caption(
+        "To date, all history (break-even and the projection too); the charts below show "
+        f"{window.label.lower()}: {ui.range_text(window)}."
+    )
     ui.table(summary, columns=SUMMARY_COLUMNS)
     if not views["ledger"].empty:
         ui.chart(charts.ledger_by_kind(views["ledger"].frame, window), key="ledger_by_kind")

@@ -23,13 +23,22 @@ APP = ROOT / "dashboards" / "app.py"
 PAGES = ("overview", "workload", "runs", "costs")
 
 
-def run_page(page: str, **query: str) -> AppTest:
-    """Run the dashboard app on one page, as a reader's browser would, and fail on any exception."""
+def run_page(page: str, widgets: dict[str, Any] | None = None, **query: str) -> AppTest:
+    """Run the dashboard app on one page, as a reader's browser would, and fail on any exception.
+
+    `widgets` presets widget values by key (e.g. the sidebar's "time_range"). AppTest runs the
+    entrypoint (app.py: st.navigation and the shared sidebar) on the first run only, and the page
+    alone after a switch, so the sidebar's choice is made before that first run.
+    """
     app = AppTest.from_file(str(APP), default_timeout=60)
     for key, value in query.items():
         app.query_params[key] = value
-    app.switch_page(f"pages/{page}.py")
+    for key, value in (widgets or {}).items():
+        app.session_state[key] = value
     app.run()
+    if page != "overview":
+        app.switch_page(f"pages/{page}.py")
+        app.run()
     assert not app.exception, [e.value for e in app.exception]
     return app
 
