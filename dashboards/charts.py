@@ -14,6 +14,8 @@ from dashboards.timerange import GAP_DAYS, Window
 
 LAYOUT = {"margin": {"l": 10, "r": 10, "t": 40, "b": 10}, "legend_title_text": ""}
 HALF_DAY = timedelta(hours=12)
+MAX_TICKS = 8
+DAY_MS = 86_400_000
 
 
 def _styled(figure: go.Figure, title: str) -> go.Figure:
@@ -22,9 +24,10 @@ def _styled(figure: go.Figure, title: str) -> go.Figure:
 
 
 def day_axis(figure: go.Figure, window: Window, plotted: Iterable[object]) -> go.Figure:
-    """Span the x axis over the days that have data (the window's and the chart's own), half a day
-    either side, and cut out every stretch of GAP_DAYS+ empty days, saying how long it was: an axis
-    from the first to the last day of data, never a fixed or epoch range or months of nothing."""
+    """Span the x axis over the days that have data (the window's, so the charts of a page line up,
+    and the chart's own), half a day either side, and cut out every stretch of more than GAP_DAYS
+    empty days, saying how long it was: an axis from the first to the last day of data, never a fixed
+    or epoch range or months of nothing."""
     days = sorted({pd.Timestamp(x).date() for x in plotted if not pd.isna(x)} | set(window.data_days))
     if window.days.since is not None:
         days = [d for d in days if d >= window.days.since]
@@ -38,6 +41,9 @@ def day_axis(figure: go.Figure, window: Window, plotted: Iterable[object]) -> go
         range=[_at(days[0]) - HALF_DAY, _at(days[-1]) + HALF_DAY],
         rangebreaks=[{"bounds": [_at(a) + 2 * HALF_DAY, _at(b) - 2 * HALF_DAY]} for a, b in gaps] or None,
     )
+    if gaps:  # automatic ticks fall on month starts, mostly inside the cut: label the data's days
+        ticks = sorted(set(_spread(days, MAX_TICKS)) | {d for pair in gaps for d in pair})
+        figure.update_xaxes(tickmode="array", tickvals=[_at(d) for d in ticks], tickformat="%Y-%m-%d")
     for a, b in gaps:
         figure.add_annotation(
             x=_at(a) + HALF_DAY, y=1, yref="paper", yanchor="top", showarrow=False, textangle=-90,
@@ -50,14 +56,23 @@ def _at(day: date) -> pd.Timestamp:
     return pd.Timestamp(day)
 
 
+def _spread(days: list[date], most: int) -> list[date]:
+    """At most `most` of `days`, evenly spread, first and last included."""
+    if len(days) <= most:
+        return days
+    step = (len(days) - 1) / (most - 1)
+    return [days[round(i * step)] for i in range(most)]
+
+
 def teacher_vs_actual(summary: pd.DataFrame) -> go.Figure:
-    """Per workload: what the teacher would have cost vs what was paid (v_savings_summary)."""
+    """Per workload: what the teacher would have cost vs what was paid (savings_range or
+    v_savings_summary rows)."""
     long = summary.melt(
         id_vars="workload_id", value_vars=["teacher_usd", "actual_usd"], var_name="cost", value_name="usd"
     )
     long["cost"] = long["cost"].map({"teacher_usd": "all on teacher", "actual_usd": "actual"})
     figure = px.bar(long, x="workload_id", y="usd", color="cost", barmode="group", labels={"usd": "USD"})
-    return _styled(figure, "Teacher cost vs actual cost to date")
+    return _styled(figure, "Teacher cost vs actual cost, by workload")
 
 
 def cumulative_saved(daily: pd.DataFrame, window: Window) -> go.Figure:
@@ -89,6 +104,7 @@ def break_even(
 def ledger_by_kind(ledger: pd.DataFrame, window: Window) -> go.Figure:
     """Flywheel spend per day and kind (v_cost_ledger_daily)."""
     figure = px.bar(ledger, x="day", y="usd", color="kind", labels={"usd": "USD"})
+    figure.update_traces(width=DAY_MS * 0.8)  # a day wide: Plotly sizes a lone date bar as an instant
     day_axis(figure, window, ledger["day"])
     return _styled(figure, "Cost ledger by kind")
 
@@ -156,16 +172,20 @@ def latency(rows: pd.DataFrame, window: Window) -> go.Figure:
 
 
 def run_durations(runs: pd.DataFrame, window: Window) -> go.Figure:
-    """Duration of each finished run, coloured by status (v_runs)."""
+    """Duration of each finished run at its start time, coloured by status (v_runs). Markers, not
+    bars: a bar at an instant on a days-long axis is too thin to see."""
     finished = runs.dropna(subset=["duration_s"])
-    figure = px.bar(
+    figure = px.scatter(
         finished,
         x="started_at",
         y="duration_s",
         color="status",
-        hover_data=["run_id", "flow", "workload_id"],
+        symbol="flow",
+        hover_data=["run_id", "flow", "workload_id", "decision"],
         labels={"duration_s": "seconds"},
     )
+    figure.update_traces(marker_size=11)
+    figure.update_yaxes(rangemode="tozero")
     day_axis(figure, window, finished["started_at"])
     return _styled(figure, "Run durations")
 

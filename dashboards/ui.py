@@ -56,12 +56,14 @@ def column_formats(columns: list[str]) -> dict[str, Any]:
     """Money, ratios and days formatted by their column-name suffix (the views' naming convention)."""
     formats: dict[str, Any] = {}
     for name in columns:
-        if name.endswith("_usd"):
-            formats[name] = st.column_config.NumberColumn(name, format="dollar")
+        if name.endswith("_usd"):  # small money keeps its mills: $0.0031, not $0.00
+            formats[name] = st.column_config.NumberColumn(name, format="$%.4f")
         elif name in ("saved_per_request", "student_usd_per_1k"):  # fractions of a cent matter here
             formats[name] = st.column_config.NumberColumn(name, format="$%.6f")
         elif name.endswith(("_pct", "_share", "_rate")):
             formats[name] = st.column_config.NumberColumn(name, format="percent")
+        elif name.endswith("_ms"):
+            formats[name] = st.column_config.NumberColumn(name, format="%.0f ms")
         elif name == "day" or name.endswith("_day"):
             formats[name] = st.column_config.DateColumn(name, format="YYYY-MM-DD")
     return formats
@@ -78,8 +80,12 @@ def day_text(value: Any) -> str:
 
 
 def range_text(window: Window) -> str:
-    """The days a page shows: the chosen range, and the days with data inside it."""
+    """The chosen range and the days with data inside it, for a caption."""
+    chosen = f" ({window.days.since} to {window.days.until})" if window.days.bounded else ""
     if window.first is None:
-        return "no data in this range"
-    chosen = f"{window.days.since} to {window.days.until}" if window.days.bounded else "all history"
-    return f"{chosen}, data on {len(window.data_days)} days from {window.first} to {window.last} (UTC)"
+        return f"{window.label}{chosen}: no data in this range"
+    count = len(window.data_days)
+    return (
+        f"{window.label}{chosen}: data on {count} day{'s' if count != 1 else ''} "
+        f"from {window.first} to {window.last} (UTC)"
+    )

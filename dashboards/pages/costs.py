@@ -54,8 +54,8 @@ summary = ui.rows(
 )
 if summary is not None:
     st.caption(
-        "To date, all history (break-even and the projection too); the charts below show "
-        f"{window.label.lower()}: {ui.range_text(window)}."
+        "This table is to date, all history (break-even and the projection too); the charts below: "
+        f"{ui.range_text(window)}."
     )
     ui.table(summary, columns=SUMMARY_COLUMNS)
     if not views["ledger"].empty:

@@ -19,8 +19,8 @@ TABLE_COLUMNS = [
     "teacher_value", "shadow_value", "quality_held",
 ]  # fmt: skip
 HEALTH_COLUMNS = [
-    "workload_id", "requests", "student_requests", "fallback_requests", "fallback_rate", "errors", "p50_ms",
-    "p95_ms", "student_p95_ms", "fallback_p95_ms", "first_day", "last_day",
+    "workload_id", "requests", "student_requests", "fallback_requests", "proxied_requests", "fallback_rate",
+    "errors", "p50_ms", "p95_ms", "student_p95_ms", "teacher_p95_ms", "first_day", "last_day",
 ]  # fmt: skip
 
 
@@ -35,7 +35,8 @@ def money_tiles(head: pd.Series) -> None:
     serving.metric(
         "Student + fallback cost", ui.usd(head["student_fallback_usd"]),
         help=f"Student compute (and shadow checks) {ui.usd(head['student_usd'])} + the teacher's bill for "
-        f"{int(head['fallback_requests'])} fallbacks {ui.usd(head['fallback_usd'])}.",
+        f"the {int(head['fallback_requests'])} calls it answered (fallbacks, and workloads without a "
+        f"champion) {ui.usd(head['fallback_usd'])}.",
     )  # fmt: skip
     spend.metric("Flywheel spend", ui.usd(head["flywheel_usd"]), help="Labeling, training, evaluation.")
     net.metric(
@@ -113,7 +114,11 @@ def serve_health(health: data.ViewData) -> None:
     overall = rows[rows["workload_id"] == "all workloads"].iloc[0]
     requests, fallback, p95, errors = st.columns(4)
     requests.metric("Requests served", f"{int(overall['requests']):,}")
-    fallback.metric("Fallback rate", ui.pct(overall["fallback_rate"]))
+    fallback.metric(
+        "Fallback rate", ui.pct(overall["fallback_rate"]),
+        help="Of the calls a student was asked to answer, the share handed to the teacher "
+        f"({int(overall['proxied_requests'])} calls to workloads without a champion are not counted).",
+    )  # fmt: skip
     p95.metric("p95 latency", ui.ms(overall["p95_ms"]))
     errors.metric("Errors", f"{int(overall['errors']):,}")
     ui.table(rows, columns=HEALTH_COLUMNS)
@@ -137,7 +142,7 @@ summary = ui.rows(
     views["summary"], "No traffic yet: run `flywheel demo` (or `flywheel ingest`), then reload."
 )
 if summary is not None and not views["head"].empty:
-    st.caption(f"{window.label}: " + ui.range_text(window))
+    st.caption(ui.range_text(window))
     head = views["head"].frame.iloc[0]
     money_tiles(head)
     outlook = None if views["outlook"].empty else views["outlook"].frame.iloc[0]

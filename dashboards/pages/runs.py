@@ -28,7 +28,7 @@ runs = ui.rows(
     "No runs yet: `flywheel run` (or a Prefect deployment) records every flow run here.",
 )
 if runs is not None:
-    st.caption(f"Runs started in {window.label.lower()}: {ui.range_text(window)}.")
+    st.caption(f"Runs started in the chosen range. {ui.range_text(window)}.")
     ui.chart(charts.run_durations(runs, window), key="run_durations")
     prefect_ui = data.prefect_ui_url()
     columns = list(COLUMNS)

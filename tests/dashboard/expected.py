@@ -13,6 +13,7 @@ from typing import Any
 
 import duckdb
 
+from flywheel.pricing import PriceCatalog
 from tests.costs import independent
 
 
@@ -82,17 +83,62 @@ def data_days(con: duckdb.DuckDBPyConnection) -> list[date]:
 
 
 def serve_health(con: duckdb.DuckDBPyConnection, since: date | None, until: date | None) -> dict[str, Any]:
-    """All workloads: served calls, fallback rate and p95 latency straight from served_calls."""
+    """All workloads: served calls, fallback rate (calls to a workload without a champion are proxied,
+    not fallbacks) and p95 latency, straight from served_calls."""
     lo, hi = since or date(1, 1, 1), until or date(9999, 12, 31)
-    requests, fallbacks, p95 = con.execute(
-        "SELECT count(*), count(*) FILTER (WHERE metadata->>'served_by' = 'teacher'), "
+    requests, fallbacks, proxied, p95 = con.execute(
+        "SELECT count(*), "
+        "count(*) FILTER (WHERE metadata->>'served_by' = 'teacher' "
+        "                 AND metadata->>'fallback_reason' IS DISTINCT FROM 'no_champion'), "
+        "count(*) FILTER (WHERE metadata->>'fallback_reason' = 'no_champion'), "
         "quantile_cont(latency_ms, 0.95) FROM served_calls "
         "WHERE CAST(coalesce(ts, synced_at) AS DATE) BETWEEN ? AND ?",
         [lo, hi],
     ).fetchone()
-    return {"requests": requests, "fallback_rate": fallbacks / requests if requests else None, "p95_ms": p95}
+    asked = requests - proxied
+    return {"requests": requests, "fallback_rate": fallbacks / asked if asked else None, "p95_ms": p95}
 
 
 def last_days(con: duckdb.DuckDBPyConnection, n: int) -> tuple[date, date]:
     last = data_days(con)[-1]
     return last - timedelta(days=n - 1), last
+
+
+def served_money(con: duckdb.DuckDBPyConnection, teachers: dict[str, str], usd_per_hour: float) -> dict:
+    """Headline money of any warehouse from served_calls, token_counts, cost_ledger and models, priced
+    with the catalog: a student answer at its workload teacher's price, a teacher answer at its own
+    model's price (else its logged cost), spend = ledger + training without a ledger row at the rate."""
+    prices = PriceCatalog.load()
+    calls = con.execute(
+        "SELECT s.workload_id, s.metadata->>'served_by', s.model, "
+        "coalesce(s.prompt_tokens, t.prompt_tokens), coalesce(s.completion_tokens, t.completion_tokens), "
+        "s.cost_usd "
+        "FROM served_calls s LEFT JOIN token_counts t ON t.id = s.id"
+    ).fetchall()
+    avoided = serving = 0.0
+    students = 0
+    for workload, served_by, model, prompt, completion, cost in calls:
+        if served_by == "student":
+            students += 1
+            avoided += prices.cost(teachers[workload], prompt, completion)
+            serving += cost
+        else:
+            own = prices.cost(model, prompt, completion)
+            avoided += own if own is not None else cost
+            serving += own if own is not None else cost
+    (ledger,) = con.execute(
+        "SELECT coalesce(sum(usd), 0) FROM cost_ledger WHERE kind <> 'student_serving'"
+    ).fetchone()
+    (trained,) = con.execute(
+        "SELECT coalesce(sum(train_seconds), 0) FROM models WHERE model_id NOT IN "
+        "(SELECT ref FROM cost_ledger WHERE kind = 'training' AND ref IS NOT NULL)"
+    ).fetchone()
+    spend = ledger + trained * usd_per_hour / 3600
+    return {
+        "served_requests": len(calls),
+        "avoided_usd": avoided,
+        "student_fallback_usd": serving,
+        "flywheel_usd": spend,
+        "net_saved_usd": avoided - serving - spend,
+        "student_share": students / len(calls) if calls else None,
+    }

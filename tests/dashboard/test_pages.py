@@ -171,7 +171,7 @@ def test_runs_page_reads_decisions_and_reasons_out_of_run_summaries(
         "insufficient_eval",
         "eval split too small",
     ]
-    assert table.loc["check", "decision"] == "no retrain" and table.loc["check", "reasons"] == ""
+    assert table.loc["check", "decision"] == "no retrain" and ui.missing(table.loc["check", "reasons"])
     assert table.loc["boom", ["decision", "reasons"]].tolist() == ["error", failed["error"]]
     assert table.loc["turn", "duration_s"] == 90.0
     assert table.loc["turn", "prefect"] == "http://prefect.example:4200/runs/flow-run/" + rows[0][4]

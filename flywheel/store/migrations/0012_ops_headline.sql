@@ -100,18 +100,22 @@ FROM history h, paid p2, projection p;
 
 -- Serve health over [since, until], per workload and for all of them ('all workloads'): requests,
 -- fallback rate, errors and latency of the calls `flywheel serve` answered (served_calls, synced from
--- the spool by `flywheel costs` / `stats` / the loop).
+-- the spool by `flywheel costs` / `stats` / the loop). A call to a workload without a champion goes
+-- straight to the teacher (proxied): it is served traffic but not a fallback, so the fallback rate is
+-- over the calls a student was asked to answer.
 CREATE MACRO serve_health(since, until) AS TABLE
 SELECT CASE WHEN grouping(workload_id) = 1 THEN 'all workloads' ELSE workload_id END AS workload_id,
        count(*) AS requests,
        count(*) FILTER (WHERE served_by = 'student') AS student_requests,
-       count(*) FILTER (WHERE served_by = 'teacher') AS fallback_requests,
-       count(*) FILTER (WHERE served_by = 'teacher') / count(*) AS fallback_rate,
+       count(*) FILTER (WHERE served_by = 'teacher' AND fallback_reason <> 'no_champion') AS fallback_requests,
+       count(*) FILTER (WHERE fallback_reason = 'no_champion') AS proxied_requests,
+       count(*) FILTER (WHERE served_by = 'teacher' AND fallback_reason <> 'no_champion')
+           / nullif(count(*) FILTER (WHERE fallback_reason IS DISTINCT FROM 'no_champion'), 0) AS fallback_rate,
        count(*) FILTER (WHERE status <> 'ok') AS errors,
        quantile_cont(latency_ms, 0.5) AS p50_ms,
        quantile_cont(latency_ms, 0.95) AS p95_ms,
        quantile_cont(latency_ms, 0.95) FILTER (WHERE served_by = 'student') AS student_p95_ms,
-       quantile_cont(latency_ms, 0.95) FILTER (WHERE served_by = 'teacher') AS fallback_p95_ms,
+       quantile_cont(latency_ms, 0.95) FILTER (WHERE served_by = 'teacher') AS teacher_p95_ms,
        min(day) AS first_day, max(day) AS last_day,
        (SELECT max(synced_at) FROM served_calls) AS synced_at
 FROM v_request_costs
@@ -144,9 +148,9 @@ SELECT run_id, workload_id, flow, started_at, finished_at,
        coalesce(body->>'decision',
                 CASE body->>'trigger' WHEN 'true' THEN 'retrain' WHEN 'false' THEN 'no retrain' END,
                 CASE WHEN body->>'error' IS NOT NULL THEN 'error' END) AS decision,
-       coalesce(CASE WHEN json_type(body->'reasons') = 'ARRAY'
-                     THEN array_to_string(CAST(body->'reasons' AS VARCHAR[]), ', ')
-                     ELSE body->>'reasons' END,
+       coalesce(nullif(CASE WHEN json_type(body->'reasons') = 'ARRAY'
+                            THEN array_to_string(CAST(body->'reasons' AS VARCHAR[]), ', ')
+                            ELSE body->>'reasons' END, ''),
                 body->>'error') AS reasons,
        CAST(summary AS VARCHAR) AS summary, 'flywheel_runs' AS recorded_in
 FROM flows
