@@ -54,6 +54,13 @@ def figure(app: AppTest, title_prefix: str) -> dict[str, Any]:
     return found[0]
 
 
+def table_with(app: AppTest, column: str) -> Any:
+    """The one st.dataframe of the page that has `column` (a page shows several)."""
+    found = [t.value for t in app.dataframe if column in t.value.columns]
+    assert len(found) == 1, [list(t.value.columns) for t in app.dataframe]
+    return found[0]
+
+
 def values(encoded: Any) -> list[Any]:
     """A trace's x/y: Plotly ships numeric arrays as base64 ({"dtype", "bdata"})."""
     if isinstance(encoded, dict) and "bdata" in encoded:

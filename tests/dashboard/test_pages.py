@@ -14,7 +14,7 @@ from dashboards.data import WAREHOUSE_ENV
 from flywheel.store.db import Warehouse
 from tests.costs import independent
 from tests.costs.fixture_warehouse import ORDERS, SUPPORT
-from tests.dashboard.conftest import PAGES, figure, figures, run_page, values
+from tests.dashboard.conftest import PAGES, figure, figures, run_page, table_with, values
 
 
 def _raw(path: Path, sql: str, params: list | None = None) -> list[tuple]:
@@ -35,7 +35,7 @@ def test_every_page_renders_charts_on_the_fixture(on_fixture: Path, page: str) -
 def test_overview_table_equals_independent_sql(on_fixture: Path) -> None:
     app = run_page("overview")
     expected = independent.expected_summary(duckdb.connect(str(on_fixture), read_only=True))
-    table = next(t.value for t in app.dataframe if "quality_held" in t.value.columns).set_index("workload_id")
+    table = table_with(app, "quality_held").set_index("workload_id")
     for workload in (SUPPORT, ORDERS):
         for key in ("teacher_usd", "actual_usd", "saved_usd", "projected_monthly_saved_usd"):
             assert table.loc[workload, key] == pytest.approx(expected[workload][key], abs=1e-9)
