@@ -22,9 +22,10 @@ def usd(value: Any) -> str:
     if missing(value):
         return "-"
     amount = float(value)
-    if amount != 0 and abs(amount) < 0.01:
-        return f"${amount:,.4f}"
-    return f"${amount:,.3f}" if abs(amount) < 1 else f"${amount:,.2f}"
+    sign, amount = ("-" if amount < 0 else ""), abs(amount)
+    if amount != 0 and amount < 0.01:
+        return f"{sign}${amount:,.4f}"
+    return f"{sign}${amount:,.3f}" if amount < 1 else f"{sign}${amount:,.2f}"
 
 
 def ms(value: Any) -> str:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -128,3 +129,27 @@ def test_months_without_data_are_cut_out_of_the_axis(
     gap = (later.date() - last_before).days - 1
     assert any(a["text"] == f"{gap} days without data" for a in layout["annotations"])
     assert tiles(app)["Student share"] == ui.pct(451 / 501)
+
+
+def test_before_break_even_the_tile_says_not_yet_with_the_projected_date(
+    fixture_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A big training bill on the last day: net is negative, the projection says when it pays off."""
+    Warehouse(fixture_copy).write(
+        lambda con: con.execute(
+            'INSERT INTO cost_ledger (entry_id, workload_id, run_id, kind, usd, "at") '
+            "VALUES ('big-training', ?, 'r', 'training', 5.0, ?)",
+            [SUPPORT, datetime(2026, 1, 20, 12)],
+        )
+    )
+    monkeypatch.setenv(WAREHOUSE_ENV, str(fixture_copy))
+    con = _con(fixture_copy)
+    outlook = expected.break_even(con)
+    monthly = expected.projected_monthly(con)
+    assert outlook["net_to_date_usd"] < 0 < monthly
+    projected = outlook["last_day"] + timedelta(days=math.ceil(-outlook["net_to_date_usd"] / (monthly / 30)))
+    app = run_page("overview")
+    tile = next(m for m in app.metric if m.label == "Break-even")
+    assert tile.value == "not yet"
+    assert f"Projected {projected}" in tile.help and ui.usd(outlook["net_to_date_usd"]) in tile.help
+    assert tiles(app)["Net saved"] == ui.usd(expected.headline(con)["net_saved_usd"])
