@@ -16,6 +16,7 @@ LAYOUT = {"margin": {"l": 10, "r": 10, "t": 40, "b": 10}, "legend_title_text": "
 HALF_DAY = timedelta(hours=12)
 MAX_TICKS = 8
 DAY_MS = 86_400_000
+EDGE = timedelta(hours=1)
 
 
 def _styled(figure: go.Figure, title: str) -> go.Figure:
@@ -28,7 +29,8 @@ def day_axis(figure: go.Figure, window: Window, plotted: Iterable[object]) -> go
     and the chart's own), half a day either side, and cut out every stretch of more than GAP_DAYS
     empty days, saying how long it was: an axis from the first to the last day of data, never a fixed
     or epoch range or months of nothing."""
-    days = sorted({pd.Timestamp(x).date() for x in plotted if not pd.isna(x)} | set(window.data_days))
+    instants = [pd.Timestamp(x) for x in plotted if not pd.isna(x)]
+    days = sorted({t.date() for t in instants} | set(window.data_days))
     if window.days.since is not None:
         days = [d for d in days if d >= window.days.since]
     if window.days.until is not None:
@@ -38,7 +40,7 @@ def day_axis(figure: go.Figure, window: Window, plotted: Iterable[object]) -> go
     gaps = [(a, b) for a, b in itertools.pairwise(days) if (b - a).days > GAP_DAYS]
     figure.update_xaxes(
         type="date",
-        range=[_at(days[0]) - HALF_DAY, _at(days[-1]) + HALF_DAY],
+        range=_span(days, instants),
         rangebreaks=[{"bounds": [_at(a) + 2 * HALF_DAY, _at(b) - 2 * HALF_DAY]} for a, b in gaps] or None,
     )
     if gaps:  # automatic ticks fall on month starts, mostly inside the cut: label the data's days
@@ -50,6 +52,16 @@ def day_axis(figure: go.Figure, window: Window, plotted: Iterable[object]) -> go
             text=f"{(b - a).days - 1} days without data", font={"size": 10, "color": "grey"},
         )  # fmt: skip
     return figure
+
+
+def _span(days: list[date], instants: list[pd.Timestamp]) -> list[pd.Timestamp]:
+    """Half a day either side of the first and last day (a daily point sits at midnight), widened to
+    keep every plotted instant (a run started at 19:00 on the last day) an hour inside the frame."""
+    low, high = _at(days[0]) - HALF_DAY, _at(days[-1]) + HALF_DAY
+    inside = [t for t in instants if _at(days[0]) <= t < _at(days[-1]) + 2 * HALF_DAY]
+    if inside:
+        low, high = min(low, min(inside) - EDGE), max(high, max(inside) + EDGE)
+    return [low, high]
 
 
 def _at(day: date) -> pd.Timestamp:

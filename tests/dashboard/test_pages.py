@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pytest
 
 from dashboards import ui
@@ -153,7 +154,7 @@ def test_runs_page_reads_decisions_and_reasons_out_of_run_summaries(
         ("check", "retrain-check", "completed", check, None),
         ("boom", "flywheel", "failed", failed, ""),
     ]
-    started = datetime(2026, 1, 19, 6)
+    started = datetime(2026, 1, 20, 21)  # late on the fixture's last day
 
     def insert(con: duckdb.DuckDBPyConnection) -> None:
         for run_id, flow, status, summary, prefect_id in rows:
@@ -166,7 +167,8 @@ def test_runs_page_reads_decisions_and_reasons_out_of_run_summaries(
     Warehouse(fixture_copy).write(insert)
     monkeypatch.setenv(WAREHOUSE_ENV, str(fixture_copy))
     monkeypatch.setenv("PREFECT_UI_URL", "http://prefect.example:4200/")
-    table = run_page("runs", widgets={"time_range": "Last 7 days"}).dataframe[0].value.set_index("run_id")
+    app = run_page("runs", widgets={"time_range": "Last 7 days"})
+    table = app.dataframe[0].value.set_index("run_id")
     assert table.loc["turn", ["decision", "reasons"]].tolist() == [
         "insufficient_eval",
         "eval split too small",
@@ -177,6 +179,8 @@ def test_runs_page_reads_decisions_and_reasons_out_of_run_summaries(
     assert table.loc["turn", "prefect"] == "http://prefect.example:4200/runs/flow-run/" + rows[0][4]
     assert ui.missing(table.loc["boom", "prefect"])  # no Prefect run, no link
     assert "flow-1" not in table.index  # started 2026-01-10: outside the last 7 days of data
+    shown = [pd.Timestamp(x) for x in figure(app, "Run durations")["layout"]["xaxis"]["range"]]
+    assert shown[0] <= pd.Timestamp(datetime(2026, 1, 14)) and shown[1] > pd.Timestamp(started)
 
 
 @pytest.mark.parametrize("page", PAGES)
