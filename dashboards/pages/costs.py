@@ -15,6 +15,11 @@ SUMMARY_COLUMNS = [
     "saved_pct", "break_even_day", "monthly_requests", "saved_per_request", "projected_monthly_saved_usd",
     "projection_basis", "unpriced",
 ]  # fmt: skip
+BASES = {  # v_savings_summary.projection_basis, in words
+    "served": "the last 7 days of served traffic",
+    "ingested": "hypothetical, no student serves yet (ingested traffic at the candidate's estimated cost)",
+    "no_candidate_cost": "none (no candidate cost yet)",
+}
 DAILY_COLUMNS = [
     "day", "requests", "student_requests", "fallback_requests", "teacher_usd", "serving_usd", "flywheel_usd",
     "actual_usd", "saved_usd", "saved_pct", "cum_saved_usd", "broke_even",
@@ -27,7 +32,7 @@ def workload_ledger(summary_row: dict, daily: pd.DataFrame, window: timerange.Wi
     broke_even, basis = summary_row["break_even_day"], summary_row["projection_basis"]
     st.caption(
         f"break-even: {'not yet' if ui.missing(broke_even) else ui.day_text(broke_even)}"
-        f" · projection basis: {'-' if ui.missing(basis) else basis}"
+        f" · projection basis: {'-' if ui.missing(basis) else BASES.get(basis, basis)}"
     )
     own = daily[daily["workload_id"] == workload]
     ui.chart(charts.break_even(own, broke_even, workload, window), key=f"break_even_{workload}")

@@ -110,8 +110,9 @@ else:
     wanted = st.query_params.get("workload")
     chosen = st.selectbox("Workload", known, index=known.index(wanted) if wanted in known else 0)
     st.query_params["workload"] = chosen
-    days = timerange.current().days  # views without a day (quality, gate, data) show all history
-    views = data.load_all({view: Query(view, chosen, order, days) for view, order in ORDERS.items()})
+    window = timerange.current()  # views without a day (quality, gate, data) show all history
+    st.caption(f"Live agreement, feedback, fallbacks and latency: {ui.range_text(window)}.")
+    views = data.load_all({view: Query(view, chosen, order, window.days) for view, order in ORDERS.items()})
     quality_section(chosen, views)
     live_section(chosen, views)
     gate_section(views)

@@ -19,7 +19,7 @@ from dashboards.data import WAREHOUSE_ENV
 from flywheel.store.db import Warehouse
 from tests.costs.fixture_warehouse import STUDENT_V1, SUPPORT, _interaction, insert_rows, served_call
 from tests.dashboard import expected
-from tests.dashboard.conftest import figure, run_page
+from tests.dashboard.conftest import figure, run_page, values
 
 
 def _con(path: Path) -> duckdb.DuckDBPyConnection:
@@ -153,3 +153,20 @@ def test_before_break_even_the_tile_says_not_yet_with_the_projected_date(
     assert tile.value == "not yet"
     assert f"Projected {projected}" in tile.help and ui.usd(outlook["net_to_date_usd"]) in tile.help
     assert tiles(app)["Net saved"] == ui.usd(expected.headline(con)["net_saved_usd"])
+
+
+def test_the_workload_page_obeys_the_time_range(on_fixture: Path) -> None:
+    con = _con(on_fixture)
+    since, until = expected.last_days(con, 7)
+    app = run_page("workload", widgets={"time_range": "Last 7 days"}, workload=SUPPORT)
+    rates = figure(app, "Fallback to the teacher")["data"][0]
+    raw = con.execute(
+        "SELECT CAST(ts AS DATE) AS day, "
+        "count(*) FILTER (WHERE metadata->>'served_by' = 'teacher') / count(*) FROM served_calls "
+        "WHERE workload_id = ? AND CAST(ts AS DATE) BETWEEN ? AND ? GROUP BY ALL ORDER BY day",
+        [SUPPORT, since, until],
+    ).fetchall()
+    assert [pd.Timestamp(x).date() for x in rates["x"]] == [day for day, _ in raw] and len(raw) == 7
+    assert values(rates["y"]) == pytest.approx([rate for _, rate in raw])
+    notes = [c.value for c in app.caption]
+    assert any(n.startswith("Live agreement, feedback, fallbacks and latency: Last 7 days") for n in notes)
