@@ -141,9 +141,10 @@ views = data.load_all(
 summary = ui.rows(
     views["summary"], "No traffic yet: run `flywheel demo` (or `flywheel ingest`), then reload."
 )
-if summary is not None and not views["head"].empty:
+heads = None if summary is None else ui.rows(views["head"], "No traffic yet: run `flywheel demo`.")
+if summary is not None and heads is not None:
     st.caption(ui.range_text(window))
-    head = views["head"].frame.iloc[0]
+    head = heads.iloc[0]
     money_tiles(head)
     outlook = None if views["outlook"].empty else views["outlook"].frame.iloc[0]
     totals = None if views["totals"].empty else views["totals"].frame.iloc[0]

@@ -170,3 +170,16 @@ def test_the_workload_page_obeys_the_time_range(on_fixture: Path) -> None:
     assert values(rates["y"]) == pytest.approx([rate for _, rate in raw])
     notes = [c.value for c in app.caption]
     assert any(n.startswith("Live agreement, feedback, fallbacks and latency: Last 7 days") for n in notes)
+
+
+def test_a_warehouse_from_before_the_headline_asks_for_an_upgrade(
+    fixture_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def downgrade(con: duckdb.DuckDBPyConnection) -> None:
+        con.execute("DROP MACRO TABLE headline")
+
+    Warehouse(fixture_copy).write(downgrade)
+    monkeypatch.setenv(WAREHOUSE_ENV, str(fixture_copy))
+    app = run_page("overview")
+    assert any("has no `headline` yet: run `flywheel costs` once" in i.value for i in app.info)
+    assert not app.metric
