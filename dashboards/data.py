@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -24,14 +25,16 @@ from flywheel.store.db import Warehouse, WarehouseBusy
 
 READ_TIMEOUT_S = 20.0
 CACHE_TTL_S = 5
-# What a page may read: the views of 0007_costs.sql, 0010_teacher_cost.sql and
-# 0011_shadow_feedback.sql, and the assumptions they were priced with.
+# What a page may read: the views of 0007_costs.sql, 0010_teacher_cost.sql, 0011_shadow_feedback.sql
+# and 0012_ops_headline.sql, and the assumptions they were priced with.
 VIEWS = frozenset(
     {
         "cost_assumptions",
         "v_cost_ledger_daily",
         "v_curation_rejections",
         "v_daily_traffic",
+        "v_data_days",
+        "v_headline_outlook",
         "v_fallback_reasons",
         "v_fallbacks_daily",
         "v_funnel",
@@ -51,25 +54,69 @@ VIEWS = frozenset(
         "v_unpriced_models",
     }
 )
+# Table macros of 0012_ops_headline.sql: called with the selected (since, until) days, NULL = unbounded.
+MACROS = frozenset({"headline", "serve_health", "savings_range"})
+# The day of each row of the views a time range filters (UTC calendar days, like the money views).
+DAY_COLUMNS = {
+    "v_savings_daily": "day",
+    "v_cost_ledger_daily": "day",
+    "v_daily_traffic": "day",
+    "v_data_days": "day",
+    "v_fallbacks_daily": "day",
+    "v_latency_daily": "day",
+    "v_shadow_agreement": "day",
+    "v_feedback_daily": "day",
+    "v_runs": "CAST(started_at AS DATE)",
+}
+EARLIEST, LATEST = "DATE '0001-01-01'", "DATE '9999-12-31'"  # an open side of a range
 NO_WAREHOUSE = "No warehouse at `{path}` yet. Run `flywheel demo` (or `flywheel ingest`), then reload."
 NO_VIEW = "This warehouse has no `{view}` yet: run `flywheel costs` once to upgrade its schema."
 BUSY = "The warehouse is busy (a flow is writing); this page retries on the next refresh."
 
 
 @dataclass(frozen=True)
+class DayRange:
+    """Inclusive UTC days; None on a side means unbounded (all history)."""
+
+    since: date | None = None
+    until: date | None = None
+
+    @property
+    def bounded(self) -> bool:
+        return self.since is not None or self.until is not None
+
+
+ALL_DAYS = DayRange()
+
+
+@dataclass(frozen=True)
 class Query:
-    """Every row of `view`, of one workload when given, ordered by `order_by` (column names)."""
+    """Every row of `view` (or table macro), of one workload when given, within `days` when the view
+    has a day, ordered by `order_by` (column names)."""
 
     view: str
     workload_id: str | None = None
     order_by: str | None = None
+    days: DayRange = ALL_DAYS
 
-    def sql(self) -> tuple[str, list[str]]:
-        if self.view not in VIEWS:
+    def sql(self) -> tuple[str, list[object]]:
+        if self.view in MACROS:
+            source, params = f"{self.view}(?, ?)", [self.days.since, self.days.until]
+        elif self.view in VIEWS:
+            source, params = self.view, []
+        else:
             raise ValueError(f"unknown view {self.view!r}")
-        where, params = ("WHERE workload_id = ?", [self.workload_id]) if self.workload_id else ("", [])
+        where = []
+        if self.workload_id:
+            where.append("workload_id = ?")
+            params.append(self.workload_id)
+        if self.view in DAY_COLUMNS and self.days.bounded:
+            column = DAY_COLUMNS[self.view]
+            where.append(f"{column} BETWEEN coalesce(?, {EARLIEST}) AND coalesce(?, {LATEST})")
+            params += [self.days.since, self.days.until]
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
         order = f"ORDER BY {self.order_by}" if self.order_by else ""
-        return f"SELECT * FROM {self.view} {where} {order}", params
+        return f"SELECT * FROM {source} {clause} {order}", params
 
 
 @dataclass
@@ -127,8 +174,10 @@ def load_all(queries: dict[str, Query]) -> dict[str, ViewData]:
     return loaded
 
 
-def load(view: str, workload_id: str | None = None, order_by: str | None = None) -> ViewData:
-    return load_all({view: Query(view, workload_id, order_by)})[view]
+def load(
+    view: str, workload_id: str | None = None, order_by: str | None = None, days: DayRange = ALL_DAYS
+) -> ViewData:
+    return load_all({view: Query(view, workload_id, order_by, days)})[view]
 
 
 def workloads() -> list[str]:

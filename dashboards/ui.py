@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dashboards.data import ViewData
+from dashboards.timerange import Window
 
 
 def missing(value: Any) -> bool:
@@ -21,9 +22,14 @@ def usd(value: Any) -> str:
     if missing(value):
         return "-"
     amount = float(value)
-    if amount != 0 and abs(amount) < 0.01:
-        return f"${amount:,.4f}"
-    return f"${amount:,.3f}" if abs(amount) < 1 else f"${amount:,.2f}"
+    sign, amount = ("-" if amount < 0 else ""), abs(amount)
+    if amount != 0 and amount < 0.01:
+        return f"{sign}${amount:,.4f}"
+    return f"{sign}${amount:,.3f}" if amount < 1 else f"{sign}${amount:,.2f}"
+
+
+def ms(value: Any) -> str:
+    return "-" if missing(value) else f"{float(value):,.0f} ms"
 
 
 def pct(value: Any) -> str:
@@ -51,12 +57,14 @@ def column_formats(columns: list[str]) -> dict[str, Any]:
     """Money, ratios and days formatted by their column-name suffix (the views' naming convention)."""
     formats: dict[str, Any] = {}
     for name in columns:
-        if name.endswith("_usd"):
-            formats[name] = st.column_config.NumberColumn(name, format="dollar")
+        if name.endswith("_usd"):  # small money keeps its mills: $0.0031, not $0.00
+            formats[name] = st.column_config.NumberColumn(name, format="$%.4f")
         elif name in ("saved_per_request", "student_usd_per_1k"):  # fractions of a cent matter here
             formats[name] = st.column_config.NumberColumn(name, format="$%.6f")
         elif name.endswith(("_pct", "_share", "_rate")):
             formats[name] = st.column_config.NumberColumn(name, format="percent")
+        elif name.endswith("_ms"):
+            formats[name] = st.column_config.NumberColumn(name, format="%.0f ms")
         elif name == "day" or name.endswith("_day"):
             formats[name] = st.column_config.DateColumn(name, format="YYYY-MM-DD")
     return formats
@@ -70,3 +78,15 @@ def table(frame: pd.DataFrame, columns: list[str] | None = None, **config: Any) 
 
 def day_text(value: Any) -> str:
     return "-" if missing(value) else str(pd.Timestamp(value).date())
+
+
+def range_text(window: Window) -> str:
+    """The chosen range and the days with data inside it, for a caption."""
+    chosen = f" ({window.days.since} to {window.days.until})" if window.days.bounded else ""
+    if window.first is None:
+        return f"{window.label}{chosen}: no data in this range"
+    count = len(window.data_days)
+    return (
+        f"{window.label}{chosen}: data on {count} day{'s' if count != 1 else ''} "
+        f"from {window.first} to {window.last} (UTC)"
+    )

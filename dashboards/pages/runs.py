@@ -1,63 +1,47 @@
-"""Runs: flywheel flow runs and the stage runs that record themselves, with links to the Prefect UI."""
+"""Runs: flywheel flow runs and the stage runs that record themselves: status, duration, the decision
+and its reasons (v_runs reads them out of each run's summary), and a link to the Prefect run."""
 
 from __future__ import annotations
 
-import json
-
 import streamlit as st
 
-from dashboards import charts, data, ui
+from dashboards import charts, data, timerange, ui
 
 COLUMNS = [
-    "started_at", "flow", "workload_id", "status", "duration_s", "decision", "reasons", "summary", "run_id",
+    "started_at", "flow", "workload_id", "status", "duration_s", "decision", "reasons", "run_id",
     "recorded_in",
 ]  # fmt: skip
 
 
-def readable(summary: object) -> tuple[str | None, str | None, str | None]:
-    """(decision, reasons, the rest in a few words) of a run's stored summary, JSON or text."""
-    if not isinstance(summary, str):
-        return None, None, None
-    try:
-        body = json.loads(summary)
-    except ValueError:
-        return None, None, summary
-    if not isinstance(body, dict):
-        return None, None, summary
-    reasons = body.get("reasons")
-    reasons = ", ".join(map(str, reasons)) if isinstance(reasons, list) else reasons
-    rest = {
-        k: v for k, v in body.items() if k not in ("decision", "reasons") and isinstance(v, str | int | float)
-    }
-    return body.get("decision"), reasons, "; ".join(f"{k}: {v}" for k, v in list(rest.items())[:6]) or None
+def prefect_links(runs: object, prefect_ui: str) -> list[str | None]:
+    """The Prefect UI page of each run that Prefect orchestrated (stage runs have none)."""
+    return [
+        f"{prefect_ui}/runs/flow-run/{run_id}" if isinstance(run_id, str) and run_id else None
+        for run_id in runs["prefect_flow_run_id"]  # type: ignore[index]
+    ]
 
 
 st.title("Runs")
+window = timerange.current()
 runs = ui.rows(
-    data.load("v_runs", order_by="started_at DESC"),
+    data.load("v_runs", order_by="started_at DESC", days=window.days),
     "No runs yet: `flywheel run` (or a Prefect deployment) records every flow run here.",
 )
 if runs is not None:
-    ui.chart(charts.run_durations(runs), key="run_durations")
-    parsed = [readable(summary) for summary in runs["summary"]]
-    runs = runs.assign(
-        decision=[p[0] for p in parsed], reasons=[p[1] for p in parsed], summary=[p[2] for p in parsed]
-    )
+    st.caption(f"Runs started in the chosen range. {ui.range_text(window)}.")
+    ui.chart(charts.run_durations(runs, window), key="run_durations")
     prefect_ui = data.prefect_ui_url()
     columns = list(COLUMNS)
     if prefect_ui:
-        runs = runs.assign(
-            prefect=[
-                f"{prefect_ui}/runs/flow-run/{run_id}" if isinstance(run_id, str) else None
-                for run_id in runs["prefect_flow_run_id"]
-            ]
-        )
+        runs = runs.assign(prefect=prefect_links(runs, prefect_ui))
         columns.insert(1, "prefect")
     else:
-        st.caption("Set PREFECT_API_URL (or PREFECT_UI_URL) to link runs to the Prefect UI.")
+        st.caption("Set PREFECT_UI_URL (or PREFECT_API_URL) to link runs to the Prefect UI.")
     ui.table(
         runs,
         columns=columns,
         prefect=st.column_config.LinkColumn("Prefect", display_text="open"),
         duration_s=st.column_config.NumberColumn("seconds", format="%.1f"),
     )
+    with st.expander("Run summaries (as recorded)"):
+        ui.table(runs, columns=["run_id", "summary"])

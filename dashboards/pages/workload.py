@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboards import charts, data, ui
+from dashboards import charts, data, timerange, ui
 from dashboards.data import Query, ViewData
 
 ORDERS = {  # view -> order of its rows
@@ -48,7 +48,7 @@ def live_section(workload: str, views: dict[str, ViewData]) -> None:
         f"No shadow pairs yet: serve with `serve.shadow_rate` > 0, then `flywheel run -w {workload}`.",
     )
     if frame is not None:
-        ui.chart(charts.shadow_agreement(frame), key="shadow_agreement")
+        ui.chart(charts.shadow_agreement(frame, timerange.current()), key="shadow_agreement")
     if not views["v_feedback_daily"].empty:
         st.caption("Feedback (POST /v1/feedback)")
         ui.table(views["v_feedback_daily"].frame, columns=["day", "positive", "negative", "corrections"])
@@ -91,7 +91,7 @@ def serving_section(views: dict[str, ViewData]) -> None:
             views["v_fallbacks_daily"], "Not served yet: `flywheel serve` logs every call and its fallbacks."
         )
         if rates is not None:
-            ui.chart(charts.fallback_rate(rates), key="fallback_rate")
+            ui.chart(charts.fallback_rate(rates, timerange.current()), key="fallback_rate")
         if not views["v_fallback_reasons"].empty:
             ui.chart(charts.fallback_reasons(views["v_fallback_reasons"].frame), key="fallback_reasons")
     with right:
@@ -99,7 +99,7 @@ def serving_section(views: dict[str, ViewData]) -> None:
             views["v_latency_daily"], "No latency recorded: `flywheel serve` measures it per call."
         )
         if latency is not None:
-            ui.chart(charts.latency(latency), key="latency")
+            ui.chart(charts.latency(latency, timerange.current()), key="latency")
 
 
 st.title("Workload")
@@ -110,7 +110,9 @@ else:
     wanted = st.query_params.get("workload")
     chosen = st.selectbox("Workload", known, index=known.index(wanted) if wanted in known else 0)
     st.query_params["workload"] = chosen
-    views = data.load_all({view: Query(view, chosen, order) for view, order in ORDERS.items()})
+    window = timerange.current()  # views without a day (quality, gate, data) show all history
+    st.caption(f"Live agreement, feedback, fallbacks and latency: {ui.range_text(window)}.")
+    views = data.load_all({view: Query(view, chosen, order, window.days) for view, order in ORDERS.items()})
     quality_section(chosen, views)
     live_section(chosen, views)
     gate_section(views)

@@ -23,13 +23,22 @@ APP = ROOT / "dashboards" / "app.py"
 PAGES = ("overview", "workload", "runs", "costs")
 
 
-def run_page(page: str, **query: str) -> AppTest:
-    """Run the dashboard app on one page, as a reader's browser would, and fail on any exception."""
+def run_page(page: str, widgets: dict[str, Any] | None = None, **query: str) -> AppTest:
+    """Run the dashboard app on one page, as a reader's browser would, and fail on any exception.
+
+    `widgets` presets widget values by key (e.g. the sidebar's "time_range"). AppTest runs the
+    entrypoint (app.py: st.navigation and the shared sidebar) on the first run only, and the page
+    alone after a switch, so the sidebar's choice is made before that first run.
+    """
     app = AppTest.from_file(str(APP), default_timeout=60)
     for key, value in query.items():
         app.query_params[key] = value
-    app.switch_page(f"pages/{page}.py")
+    for key, value in (widgets or {}).items():
+        app.session_state[key] = value
     app.run()
+    if page != "overview":
+        app.switch_page(f"pages/{page}.py")
+        app.run()
     assert not app.exception, [e.value for e in app.exception]
     return app
 
@@ -42,6 +51,13 @@ def figures(app: AppTest) -> list[dict[str, Any]]:
 def figure(app: AppTest, title_prefix: str) -> dict[str, Any]:
     found = [f for f in figures(app) if f["layout"]["title"]["text"].startswith(title_prefix)]
     assert len(found) == 1, [f["layout"]["title"]["text"] for f in figures(app)]
+    return found[0]
+
+
+def table_with(app: AppTest, column: str) -> Any:
+    """The one st.dataframe of the page that has `column` (a page shows several)."""
+    found = [t.value for t in app.dataframe if column in t.value.columns]
+    assert len(found) == 1, [list(t.value.columns) for t in app.dataframe]
     return found[0]
 
 

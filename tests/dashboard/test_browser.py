@@ -16,6 +16,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -55,16 +56,16 @@ def wait_healthy(url: str, process: subprocess.Popen, timeout_s: float = 90) -> 
     raise AssertionError(f"{url} never became healthy")
 
 
-@pytest.fixture
-def dashboard_url(fixture_copy: Path) -> Iterator[str]:
-    """`flywheel dashboard --json` on the fixture warehouse; stopped like a user would (Ctrl-C)."""
+@contextmanager
+def running_dashboard(home: Path, warehouse: Path, config: Path | None = None) -> Iterator[str]:
+    """`flywheel dashboard --json` over `home`; stopped like a user would (Ctrl-C)."""
     flywheel = Path(sys.executable).parent / "flywheel"  # the console script next to this interpreter
-    command = [str(flywheel), "--home", str(fixture_copy.parent), "dashboard"]
-    command += ["--port", str(free_port()), "--json"]
+    command = [str(flywheel), "--home", str(home), *(["--config", str(config)] if config else [])]
+    command += ["dashboard", "--port", str(free_port()), "--json"]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
         started = json.loads(process.stdout.readline())
-        assert started["warehouse"] == str(fixture_copy)
+        assert started["warehouse"] == str(warehouse)
         wait_healthy(started["url"], process)
         yield started["url"]
     finally:
@@ -76,6 +77,20 @@ def dashboard_url(fixture_copy: Path) -> Iterator[str]:
             process.wait()
 
 
+@pytest.fixture
+def dashboard_url(fixture_copy: Path) -> Iterator[str]:
+    """The dashboard on the fixture warehouse."""
+    with running_dashboard(fixture_copy.parent, fixture_copy) as url:
+        yield url
+
+
+def screenshot_dir(tmp_path: Path) -> Path:
+    """$FLYWHEEL_SCREENSHOT_DIR (CI keeps it as an artifact), else the test's tmp dir."""
+    shots = Path(os.environ.get("FLYWHEEL_SCREENSHOT_DIR") or tmp_path / "screenshots")
+    shots.mkdir(parents=True, exist_ok=True)
+    return shots
+
+
 @pytest.mark.slow
 def test_every_page_draws_its_charts_in_chromium_while_a_flow_writes(
     writing_flow: tuple[Path, subprocess.Popen], dashboard_url: str, tmp_path: Path
@@ -84,8 +99,7 @@ def test_every_page_draws_its_charts_in_chromium_while_a_flow_writes(
 
     workdir, writer = writing_flow
     before = rounds_done(workdir)
-    shots = Path(os.environ.get("FLYWHEEL_SCREENSHOT_DIR") or tmp_path / "screenshots")
-    shots.mkdir(parents=True, exist_ok=True)
+    shots = screenshot_dir(tmp_path)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
         try:

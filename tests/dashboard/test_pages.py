@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pytest
 
 from dashboards import ui
@@ -12,7 +15,7 @@ from dashboards.data import WAREHOUSE_ENV
 from flywheel.store.db import Warehouse
 from tests.costs import independent
 from tests.costs.fixture_warehouse import ORDERS, SUPPORT
-from tests.dashboard.conftest import PAGES, figure, figures, run_page, values
+from tests.dashboard.conftest import PAGES, figure, figures, run_page, table_with, values
 
 
 def _raw(path: Path, sql: str, params: list | None = None) -> list[tuple]:
@@ -30,26 +33,10 @@ def test_every_page_renders_charts_on_the_fixture(on_fixture: Path, page: str) -
     assert not app.info, [i.value for i in app.info]
 
 
-def test_overview_headline_equals_independent_sql(on_fixture: Path) -> None:
+def test_overview_table_equals_independent_sql(on_fixture: Path) -> None:
     app = run_page("overview")
     expected = independent.expected_summary(duckdb.connect(str(on_fixture), read_only=True))
-    teacher = sum(w["teacher_usd"] for w in expected.values())
-    saved = sum(w["saved_usd"] for w in expected.values())
-    # served calls live in served_calls (one row per call), the rest of the traffic in interactions
-    students, requests = _raw(
-        on_fixture,
-        "SELECT (SELECT count(*) FROM served_calls WHERE metadata->>'served_by' = 'student'), "
-        "(SELECT count(*) FROM interactions WHERE source <> 'spool') "
-        "+ (SELECT count(*) FROM served_calls)",
-    )[0]
-    shown = {metric.label: metric.value for metric in app.metric}
-    assert shown == {
-        "Saved to date": ui.usd(saved),
-        "Cheaper than the teacher": ui.pct(saved / teacher),
-        "Traffic on students": ui.pct(students / requests),
-        "Quality held": "1 of 1",
-    }
-    table = app.dataframe[0].value.set_index("workload_id")
+    table = table_with(app, "quality_held").set_index("workload_id")
     for workload in (SUPPORT, ORDERS):
         for key in ("teacher_usd", "actual_usd", "saved_usd", "projected_monthly_saved_usd"):
             assert table.loc[workload, key] == pytest.approx(expected[workload][key], abs=1e-9)
@@ -148,6 +135,53 @@ def test_runs_page_lists_every_run_and_links_prefect(
     link = table.set_index("run_id").loc["flow-1", "prefect"]
     assert link == f"http://127.0.0.1:4200/runs/flow-run/{prefect_id}"
     assert set(table["status"]) == {"completed", "failed"}
+    evaluated = table.set_index("run_id").loc["eval-2"]
+    assert (evaluated["decision"], evaluated["reasons"]) == (
+        "reject",
+        "ci_low_below_threshold, not_cheaper_enough",
+    )
+
+
+def test_runs_page_reads_decisions_and_reasons_out_of_run_summaries(
+    fixture_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The summaries the flows record (flows/flywheel_flow.py, retrain_check.py) as readable columns."""
+    turn = {"decision": "insufficient_eval", "reasons": ["eval split too small"], "champion": None}
+    check = {"trigger": False, "reasons": [], "workload_id": SUPPORT}
+    failed = {"error": "RuntimeError: teacher unreachable"}
+    rows = [
+        ("turn", "flywheel", "completed", turn, "0b7e6f0c-2222-4c7a-9c55-000000000002"),
+        ("check", "retrain-check", "completed", check, None),
+        ("boom", "flywheel", "failed", failed, ""),
+    ]
+    started = datetime(2026, 1, 20, 21)  # late on the fixture's last day
+
+    def insert(con: duckdb.DuckDBPyConnection) -> None:
+        for run_id, flow, status, summary, prefect_id in rows:
+            con.execute(
+                "INSERT INTO flywheel_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [run_id, SUPPORT, flow, started, started + timedelta(seconds=90), status, prefect_id,
+                 json.dumps(summary)],
+            )  # fmt: skip
+
+    Warehouse(fixture_copy).write(insert)
+    monkeypatch.setenv(WAREHOUSE_ENV, str(fixture_copy))
+    monkeypatch.setenv("PREFECT_UI_URL", "http://prefect.example:4200/")
+    app = run_page("runs", widgets={"time_range": "Last 7 days"})
+    table = app.dataframe[0].value.set_index("run_id")
+    assert table.loc["turn", ["decision", "reasons"]].tolist() == [
+        "insufficient_eval",
+        "eval split too small",
+    ]
+    assert table.loc["check", "decision"] == "no retrain" and ui.missing(table.loc["check", "reasons"])
+    assert table.loc["boom", ["decision", "reasons"]].tolist() == ["error", failed["error"]]
+    assert table.loc["turn", "duration_s"] == 90.0
+    assert table.loc["turn", "prefect"] == "http://prefect.example:4200/runs/flow-run/" + rows[0][4]
+    assert ui.missing(table.loc["boom", "prefect"])  # no Prefect run, no link
+    assert "flow-1" not in table.index  # started 2026-01-10: outside the last 7 days of data
+    shown = [pd.Timestamp(x) for x in figure(app, "Run durations")["layout"]["xaxis"]["range"]]
+    # the runs' own days (flow-2 on 2026-01-14 is the first in range), the last run an hour inside
+    assert shown == [pd.Timestamp(2026, 1, 13, 12), pd.Timestamp(started) + timedelta(hours=1)]
 
 
 @pytest.mark.parametrize("page", PAGES)
