@@ -67,9 +67,7 @@ def bootstrap_draws(
     return summarize({name: sums[:, j] for j, name in enumerate(names)})
 
 
-def weight_chunks(
-    n: int, n_resamples: int, seed: int, slice_name: str | None = None
-) -> Iterator[np.ndarray]:
+def weight_chunks(n: int, n_resamples: int, seed: int, slice_name: str | None = None) -> Iterator[np.ndarray]:
     """The resample weights of (seed, slice, n), in row chunks of at most MAX_WEIGHT_CELLS cells.
 
     Every caller with the same (seed, slice, n) gets the same resamples: that is what pairs draws."""
