@@ -31,9 +31,10 @@ Definitions (per workload and UTC day; totals are sums over days):
   request count of the 7 days ending on the workload's last day with traffic (fewer days when the
   workload is younger), scaled to 30 days. saved_per_request: for served workloads, (teacher_usd -
   serving_usd) per request served by `flywheel serve` in that window (the current student share and
-  fallback rate); for workloads not yet served, the ingested traffic's teacher cost per request minus
-  the candidate's estimated serving cost per request (an upper bound: it assumes no fallbacks). One-off
-  investment is not projected.
+  fallback rate); for workloads not yet served, the ingested traffic's teacher cost per request times
+  the candidate's coverage (the share it answers: a partial promotion's calibrated coverage, else 1,
+  an upper bound that assumes no fallbacks) minus the candidate's estimated serving cost per request
+  (it runs on every request). One-off investment is not projected (0013_cascade_tools.sql).
 - A candidate's estimated cost per 1k requests: its evaluation's measured cost_per_1k when recorded,
   else the serving hardware's USD/hour / (models.tokens_per_second / the workload's mean completion
   tokens per request) x 1000.

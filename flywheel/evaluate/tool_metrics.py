@@ -28,6 +28,9 @@ from typing import Any
 
 import numpy as np
 
+from flywheel.evaluate.cascade import claim_mask
+from flywheel.evaluate.runner import EvaluationResult
+
 MISSING = object()
 
 
@@ -174,4 +177,30 @@ def nested(rows: list[ToolMetric]) -> dict[str, Any]:
         else:
             tool["parameters"].setdefault(row.parameter, {})[row.metric] = row.value
             tool["parameters"][row.parameter]["n"] = row.n
+    return out
+
+
+def evaluation_tool_metrics(
+    result: EvaluationResult,
+    cascades: list[dict[str, Any]],
+    serving: dict[str, tuple[float, str]] | None = None,
+) -> dict[str, list[ToolMetric]]:
+    """Per-tool rows of every model of a tool_call evaluation; coverage at each candidate's chosen
+    cascade threshold (`cascades`: GateDecision.cascades) or a champion's served one (`serving`)."""
+    if result.task != "tool_call":
+        return {}
+    thresholds: dict[str, tuple[float | None, str]] = {
+        c["model"]: (c["threshold"], c["claims"]) for c in cascades
+    }
+    thresholds |= serving or {}
+    out = {}
+    for model, scored in result.models.items():
+        found = thresholds.get(model)
+        claimed = None
+        if found is not None:  # no threshold meets the target: the student claims nothing
+            threshold, claims = found
+            claimed = (
+                claim_mask(scored, threshold, claims) if threshold is not None else np.zeros(scored.n, bool)
+            )
+        out[model] = tool_metrics(result.references, scored.answers, claimed)
     return out

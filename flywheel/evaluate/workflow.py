@@ -22,7 +22,8 @@ from flywheel.evaluate.bootstrap import DEFAULT_RESAMPLES
 from flywheel.evaluate.gate import PROMOTE_PARTIAL, GateDecision
 from flywheel.evaluate.partial import CascadeSettings, decide_with_cascade
 from flywheel.evaluate.runner import EvaluationResult, Judge, ModelResult, Progress, evaluate_predictors
-from flywheel.evaluate.store import save_evaluation
+from flywheel.evaluate.store import save_evaluation, save_tool_metrics
+from flywheel.evaluate.tool_metrics import ToolMetric, evaluation_tool_metrics, nested
 from flywheel.pricing import PriceCatalog
 from flywheel.records import Example, Prediction, Predictor, utcnow
 from flywheel.registry import TEACHER, Promotion, Registry, RegistryError, serving_entry
@@ -54,6 +55,7 @@ class EvaluationReport:
     retired: list[str] = field(default_factory=list)
     applied: bool = True
     data_need: dict[str, Any] | None = None  # flywheel.evaluate.data_need, when a curve was recorded
+    tool_metrics: dict[str, list[ToolMetric]] = field(default_factory=dict)  # tool_call workloads
 
     def as_dict(self) -> dict[str, Any]:
         """The `flywheel evaluate --json` object."""
@@ -80,6 +82,7 @@ class EvaluationReport:
             "checks": self.decision.as_dict()["checks"],
             "cascade": self.decision.cascade,
             "cascades": self.decision.cascades,
+            "tool_metrics": {model: nested(rows) for model, rows in self.tool_metrics.items()},
             "results": self.result.rows(),
             "slice_results": self.result.rows(slices=True),
         }
@@ -143,6 +146,8 @@ def evaluate_workload(
     )
     run_id = f"{workload.id}-{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     report = EvaluationReport(run_id, workload.id, snapshot_id, result, decision, champion_id, applied=apply)
+    served = {champion_id: settings.champion_serving} if champion_id and settings.champion_serving else {}
+    report.tool_metrics = evaluation_tool_metrics(result, decision.cascades, served)
     save_evaluation(
         registry.warehouse,
         run_id=run_id,
@@ -152,6 +157,7 @@ def evaluate_workload(
         started_at=started,
         finished_at=utcnow(),
     )
+    save_tool_metrics(registry.warehouse, run_id, workload.id, report.tool_metrics, utcnow())
     if apply:
         _apply(registry, report, list(contenders), champion_id)
     return report
