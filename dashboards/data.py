@@ -49,6 +49,8 @@ VIEWS = frozenset(
         "v_feedback_daily",
         "v_slices",
         "v_unpriced_models",
+        "v_cascades",  # 0013_cascade_tools.sql
+        "v_tool_metrics",
     }
 )
 NO_WAREHOUSE = "No warehouse at `{path}` yet. Run `flywheel demo` (or `flywheel ingest`), then reload."

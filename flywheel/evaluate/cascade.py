@@ -63,7 +63,7 @@ class Cascade:
 
     def feasible(self) -> list[CascadePoint]:
         """Points whose mix meets the target, largest coverage first (ties: the better mix)."""
-        good = [p for p in self.points if p.meets(self.floor, self.min_score)]
+        good = [p for p in self.points if p.claimed and p.meets(self.floor, self.min_score)]
         return sorted(good, key=lambda p: (-p.coverage, -(p.ci_low or 0.0), p.threshold))
 
     @property
