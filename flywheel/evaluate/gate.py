@@ -33,7 +33,8 @@ A candidate passes only when every check passes; each failed check is a stable r
 - primary_metric_missing: the candidate has no value for the primary metric.
 Among passing candidates the cheapest wins (ties: higher primary score, then name): "promote". With no
 passing candidate the champion stays: "insufficient_eval" when some candidate failed only for want of
-eval rows (more data could promote it), else "reject".
+eval rows (more data could promote it), else "reject". flywheel/evaluate/partial.py wraps this gate:
+with no full pass, a calibrated student/teacher cascade may still win ("promote_partial").
 """
 
 from __future__ import annotations
