@@ -38,10 +38,10 @@ def test_weak_extractor_promoted_partially_and_served_by_threshold(tmp_path: Pat
     expected, served = {}, {}
     for i, prediction, response in zip(ids, scored.predictions, responses, strict=True):
         assert response.status_code == 200, response.text
-        if prediction.invalid_reason is not None:
-            expected[i] = "invalid_format"
-        elif prediction.confidence < cascade["threshold"]:
+        if prediction.confidence < cascade["threshold"]:  # the router's order of checks
             expected[i] = "low_confidence"
+        elif prediction.invalid_reason is not None:
+            expected[i] = "invalid_format"
         elif not prediction.message.get("tool_calls"):
             expected[i] = "text_turn"
         else:
