@@ -168,3 +168,18 @@ def test_serve_answers_above_the_threshold_and_falls_back_below(promoted) -> Non
     )
     assert settings.threshold("routing", threshold) == 0.0
     assert build_settings(config, environ={}).threshold("routing", threshold) == threshold
+
+
+def test_cli_table_and_run_report_show_the_cascade(promoted) -> None:  # type: ignore[no-untyped-def]
+    from flywheel.cli.app import out
+    from flywheel.cli.evaluate import _render_evaluation
+    from flywheel.report import markdown_report
+
+    _, _, report = promoted
+    payload = report.as_dict()
+    with out.capture() as captured:
+        _render_evaluation(payload)
+    text = captured.get()
+    assert "promote_partial" in text and "cascade routing/weak/1: answers 60.0% at confidence >=" in text
+    page = markdown_report("routing", {"evaluate": payload}, {})
+    assert "## Cascade" in page and "Promoted partially: `routing/weak/1` answers 60.0%" in page
