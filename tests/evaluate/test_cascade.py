@@ -165,3 +165,23 @@ def test_a_full_pass_stays_a_full_promotion_and_cost_failures_are_not_rescued() 
         costly, [weak.models["cand"]], weak.models["teacher"], None, settings(weak), reference="teacher"
     )
     assert decision.decision == "reject" and not any(c.check.startswith("partial:") for c in decision.checks)
+
+
+def test_a_partial_champion_is_compared_as_it_is_served() -> None:
+    """Against the weak champion's full score (0.6) a 0.97 candidate looks far better; against its
+    served mix (1.0 at its threshold) it is worse by more than the champion margin."""
+    examples = label_examples({"billing": 100, "shipping": 60, "refund": 40}, gold=False)
+    champion = ConfidentPredictor("champ", lambda e: _index(e) % 5 < 3)
+    candidate = ConfidentPredictor("cand", lambda e: _index(e) % 34 != 0)  # 6 of 200 wrong
+    result = score(examples, champion, candidate)
+    models = result.models
+    gate = GateConfig(min_agreement=0.85)
+    as_full = decide_with_cascade(
+        gate, [models["cand"]], models["teacher"], models["champ"], settings(result), reference="teacher"
+    )
+    assert as_full.decision == "promote"
+    served = settings(result, champion_serving=(0.55, "all"))
+    as_served = decide_with_cascade(
+        gate, [models["cand"]], models["teacher"], models["champ"], served, reference="teacher"
+    )
+    assert as_served.decision != "promote" and "inferior_to_champion" in as_served.failures("cand")
