@@ -1,11 +1,13 @@
 """A real weak student (MiniLM encoder-extractor, 3 epochs on 260 demo logs) on the tool-assistant
 workload: it fails the gate on all traffic, is promoted partially for the tool-call turns it is sure
 of, and `serve` (the real app over the registry's manifest) answers exactly those and falls back on
-the rest: under the calibrated threshold (low_confidence) and on text turns (text_turn)."""
+the rest, each for the reason the evaluation predicts (under the calibrated threshold, invalid, or a
+text turn)."""
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -50,4 +52,9 @@ def test_weak_extractor_promoted_partially_and_served_by_threshold(tmp_path: Pat
     assert served == expected
     claimed = sum(reason is None for reason in served.values())
     assert claimed / len(ids) == pytest.approx(cascade["coverage"])
-    assert {"low_confidence", "text_turn"} <= set(served.values())
+    assert "low_confidence" in served.values()  # text turns: tests/serve/test_partial_serving.py
+    reasons = Counter(reason or "student" for reason in served.values())
+    print(
+        f"\npartial: coverage {cascade['coverage']:.3f} at >= {cascade['threshold']:.4f}; "
+        f"served {dict(reasons)}"
+    )
