@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from flywheel.answers.claims import ALL, claimed
-from flywheel.evaluate.bootstrap import percentile_interval, point_values, weight_chunks
+from flywheel.evaluate.bootstrap import percentile_interval, weight_chunks
 from flywheel.evaluate.runner import ModelResult, metric_module, score_estimates
 
 EPS = 1e-12
@@ -131,13 +131,48 @@ def calibrate(
         raise ValueError(f"{candidate.model}: the cascade needs per-example statistics and predictions")
     cascade = Cascade(candidate.model, claims, metric, floor, min_score)
     ok, conf = claimable(candidate, claims), confidences(candidate)
+    names = [c for c in candidate.stats if c in teacher.stats]
+    mix = _RunningMix(names, teacher, candidate, list(weight_chunks(candidate.n, n_resamples, seed)))
     summarize = metric_module(task).summarize
-    chunks = list(weight_chunks(candidate.n, n_resamples, seed))
-    for threshold in candidate_thresholds(conf[ok]):
+    # thresholds from the highest down: each step only adds the examples it newly claims, so the whole
+    # curve costs about one bootstrap of the split (not one per threshold)
+    for threshold in reversed(candidate_thresholds(conf[ok])):
         mask = ok & (conf + EPS >= threshold)
-        stats = mixed_stats(candidate, teacher, mask)
-        cascade.points.append(_point(stats, summarize, chunks, metric, threshold, mask))
+        mix.claim(mask)
+        cascade.points.append(mix.point(summarize, metric, threshold))
+    cascade.points.reverse()
     return cascade
+
+
+class _RunningMix:
+    """Bootstrap and point column sums of the mix, updated as the claimed set grows."""
+
+    def __init__(self, names: list[str], teacher: ModelResult, student: ModelResult, chunks: list) -> None:
+        self.names = names
+        base = np.column_stack([np.asarray(teacher.stats[c], dtype=float) for c in names])
+        own = np.column_stack([np.asarray(student.stats[c], dtype=float) for c in names])
+        self.delta = own - base  # what claiming an example changes in every statistic
+        self.chunks = chunks
+        self.sums = [weights @ base for weights in chunks]
+        self.totals = base.sum(axis=0)
+        self.claimed = np.zeros(len(base), dtype=bool)
+
+    def claim(self, mask: np.ndarray) -> None:
+        new = np.flatnonzero(mask & ~self.claimed)
+        self.claimed = self.claimed | mask
+        if new.size:
+            for i, weights in enumerate(self.chunks):
+                self.sums[i] += weights[:, new] @ self.delta[new]
+            self.totals += self.delta[new].sum(axis=0)
+
+    def point(self, summarize: Any, metric: str, threshold: float) -> CascadePoint:
+        sums = np.vstack(self.sums)
+        draws = summarize({name: sums[:, j] for j, name in enumerate(self.names)})[metric]
+        value = summarize({name: self.totals[j : j + 1] for j, name in enumerate(self.names)})[metric][0]
+        value = float(value) if np.isfinite(value) else None
+        low, high = percentile_interval(draws) if value is not None else (None, None)
+        claimed_n = int(self.claimed.sum())
+        return CascadePoint(threshold, claimed_n / max(len(self.claimed), 1), claimed_n, value, low, high)
 
 
 def candidate_thresholds(values: np.ndarray) -> list[float]:
@@ -151,24 +186,6 @@ def candidate_thresholds(values: np.ndarray) -> list[float]:
         finite = finite[keep]
     midpoints = (finite[:-1] + finite[1:]) / 2 if finite.size > 1 else np.array([])
     return [0.0, *(float(v) for v in midpoints)]
-
-
-def _point(
-    stats: dict[str, np.ndarray],
-    summarize: Any,
-    chunks: list[np.ndarray],
-    metric: str,
-    threshold: float,
-    mask: np.ndarray,
-) -> CascadePoint:
-    names = list(stats)
-    matrix = np.column_stack([stats[name] for name in names])
-    sums = np.vstack([weights @ matrix for weights in chunks])
-    draws = summarize({name: sums[:, j] for j, name in enumerate(names)})[metric]
-    value = point_values(stats, summarize)[metric]
-    low, high = percentile_interval(draws) if value is not None else (None, None)
-    claimed_n = int(mask.sum())
-    return CascadePoint(threshold, claimed_n / max(len(mask), 1), claimed_n, value, low, high)
 
 
 def served_view(

@@ -36,7 +36,7 @@ from flywheel.evaluate.gate import (
 from flywheel.evaluate.runner import ModelResult
 
 COST_CODES = frozenset({"not_cheaper_enough", "cost_unknown", "primary_metric_missing"})
-MAX_TRIES = 10  # feasible thresholds tried per candidate before giving up on it
+MAX_TRIES = 5  # feasible thresholds tried per candidate before giving up on it
 
 
 @dataclass(frozen=True)

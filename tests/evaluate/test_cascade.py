@@ -185,3 +185,27 @@ def test_a_partial_champion_is_compared_as_it_is_served() -> None:
         gate, [models["cand"]], models["teacher"], models["champ"], served, reference="teacher"
     )
     assert as_served.decision != "promote" and "inferior_to_champion" in as_served.failures("cand")
+
+
+def test_the_running_curve_equals_the_bootstrap_of_each_mix() -> None:
+    """Every point of the incrementally computed curve is exactly the seeded bootstrap estimate of the
+    mixed statistics at its threshold (same resamples as every other estimate of the split)."""
+    from flywheel.evaluate.bootstrap import estimate
+    from flywheel.evaluate.cascade import mixed_stats
+    from flywheel.evaluate.runner import metric_module
+
+    examples = label_examples({"billing": 50, "shipping": 30}, gold=False)
+    result = score(examples, ConfidentPredictor("cand", lambda e: _index(e) % 3 != 0))
+    cand, teacher = result.models["cand"], result.models["teacher"]
+    cascade = calibrate(
+        cand, teacher, task="classification", metric="accuracy", floor=0.9, n_resamples=RESAMPLES
+    )
+    summarize = metric_module("classification").summarize
+    for point in cascade.points[:: max(1, len(cascade.points) // 6)]:
+        stats = mixed_stats(cand, teacher, claim_mask(cand, point.threshold))
+        [accuracy] = [
+            e for e in estimate(stats, summarize, n_resamples=RESAMPLES)[0] if e.metric == "accuracy"
+        ]
+        assert (point.value, point.ci_low, point.ci_high) == pytest.approx(
+            (accuracy.value, accuracy.ci_low, accuracy.ci_high)
+        )
