@@ -35,7 +35,8 @@ from flywheel.evaluate.gate import (
 )
 from flywheel.evaluate.runner import ModelResult
 
-COST_CODES = frozenset({"not_cheaper_enough", "cost_unknown", "primary_metric_missing"})
+# failures a cascade cannot cure: the student's cost per request it runs, or no score to mix at all
+NOT_CASCADABLE = frozenset({"not_cheaper_enough", "cost_unknown", "primary_metric_missing"})
 MAX_TRIES = 5  # feasible thresholds tried per candidate before giving up on it
 
 
@@ -76,7 +77,7 @@ def decide_with_cascade(
         return decision
     passing, checks = [], []
     for candidate in candidates:
-        if set(decision.failures(candidate.model)) & COST_CODES:
+        if set(decision.failures(candidate.model)) & NOT_CASCADABLE:
             continue
         found, own = _try(gate, target, candidate, teacher, champion, cascades[candidate.model], settings)
         checks += own
