@@ -40,8 +40,9 @@ Definitions (per workload and UTC day; totals are sums over days):
   tokens per request) x 1000.
 - student_share: student-served requests / all requests to date; fallback_rate: teacher fallbacks /
   requests answered by `flywheel serve`.
-- quality_held: the champion's latest production (shadow) score, else its gate score, reaches the
-  lower bound of the teacher's confidence interval on the evaluation that promoted it.
+- quality_held: the champion's latest production (shadow) score, else its gate score (a partial
+  promotion's: the mix it serves), reaches the lower bound of the teacher's confidence interval on the
+  evaluation that promoted it.
 - unpriced: requests with no price at all (a model neither the catalog nor flywheel.yaml prices, and no
   logged cost); they add nothing to any sum (unknown is neither free nor costly) and are counted so
   that a gap is visible; `flywheel stats/costs/evaluate` name each such model with the config line

@@ -96,6 +96,11 @@ def test_weak_student_is_promoted_partially_and_recorded(promoted) -> None:  # t
     assert rows == [
         ("routing/weak/1", pytest.approx(cascade["coverage"]), pytest.approx(cascade["threshold"]), True)
     ]
+    # the overview judges a partial champion by what it serves (the mix), not by its full score (0.6)
+    held = registry.warehouse.read(
+        lambda con: con.execute("SELECT champion_value, champion_ci_low FROM v_quality_held").fetchone()
+    )
+    assert held == (pytest.approx(cascade["value"]), pytest.approx(cascade["ci_low"])) == (1.0, 1.0)
     [history] = registry.history("routing")
     assert history.reason.startswith("partial promotion in run")
 

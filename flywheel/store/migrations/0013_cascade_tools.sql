@@ -101,3 +101,44 @@ FROM totals t
 LEFT JOIN bounds b USING (workload_id)
 LEFT JOIN projection p USING (workload_id);
 
+-- Is the champion still as good as the teacher? Its latest production (shadow) score, else its gate
+-- score, must reach the lower bound of the teacher's interval on the eval that promoted it.
+CREATE OR REPLACE VIEW v_quality_held AS
+WITH champion AS (
+    SELECT workload_id, arg_max(model_id, "at") AS model_id, arg_max(run_id, "at") AS run_id
+    FROM promotions GROUP BY ALL
+),
+gate AS (
+    SELECT c.workload_id, c.model_id, q.run_id,
+           coalesce(g.primary_metric, min(q.metric) OVER (PARTITION BY c.workload_id)) AS metric
+    FROM champion c
+    JOIN v_model_quality q ON q.workload_id = c.workload_id AND q.model_id = c.model_id
+        AND q.run_id = coalesce(c.run_id, q.run_id)
+    LEFT JOIN v_gate_decisions g ON g.run_id = q.run_id
+    QUALIFY row_number() OVER (PARTITION BY c.workload_id ORDER BY q.evaluated_at DESC) = 1
+),
+mix AS (   -- a partial promotion is judged by what it serves: the mix at its calibrated threshold
+    SELECT run_id, model_id, mix_value, mix_ci_low FROM v_cascades WHERE promoted_partially
+),
+scores AS (
+    SELECT g.workload_id, g.model_id, g.run_id, g.metric,
+           coalesce(any_value(x.mix_value), max(q.value) FILTER (WHERE q.model_id = g.model_id))
+               AS champion_value,
+           coalesce(any_value(x.mix_ci_low), max(q.ci_low) FILTER (WHERE q.model_id = g.model_id))
+               AS champion_ci_low,
+           max(q.value) FILTER (WHERE q.is_teacher) AS teacher_value,
+           max(q.ci_low) FILTER (WHERE q.is_teacher) AS teacher_ci_low
+    FROM gate g JOIN v_model_quality q ON q.run_id = g.run_id AND q.metric = g.metric
+    LEFT JOIN mix x ON x.run_id = g.run_id AND x.model_id = g.model_id
+    GROUP BY g.workload_id, g.model_id, g.run_id, g.metric
+),
+shadow AS (
+    SELECT workload_id, model_id, metric, arg_max(value, day) AS shadow_value, max(day) AS shadow_day
+    FROM shadow_evaluations GROUP BY ALL
+)
+SELECT s.workload_id, s.model_id AS champion_model_id, s.run_id, s.metric,
+       s.champion_value, s.champion_ci_low, s.teacher_value, s.teacher_ci_low,
+       sh.shadow_value, sh.shadow_day,
+       coalesce(sh.shadow_value, s.champion_value) >= s.teacher_ci_low AS quality_held
+FROM scores s
+LEFT JOIN shadow sh ON sh.workload_id = s.workload_id AND sh.model_id = s.model_id AND sh.metric = s.metric;
