@@ -56,7 +56,7 @@ def run_bench(args: argparse.Namespace, out: Path) -> int:
     config = Path(written["config_path"])
     run, run_s = flywheel("--config", config, "run", "-w", "banking77", env=env)
     turn = run["turns"]["banking77"]
-    promoted = turn.get("decision") == "promote"
+    promoted = turn.get("decision") in ("promote", "promote_partial")
     model = None if promoted else latest_model(config, "banking77", env)
     result = score(config, "banking77", args.data, env, model)
     total_s = time.monotonic() - started

@@ -61,7 +61,8 @@ def run_bench(args: argparse.Namespace, out: Path) -> int:
     config = Path(written["config_path"])
     run, run_s = flywheel("--config", config, "run", "-w", "snips", env=env)
     turn = run["turns"]["snips"]
-    model = None if turn.get("decision") == "promote" else latest_model(config, "snips", env)
+    promoted = turn.get("decision") in ("promote", "promote_partial")  # the champion, scored on all traffic
+    model = None if promoted else latest_model(config, "snips", env)
     result = score(config, "snips", args.data, env, model)
     report(turn, run_s, result, time.monotonic() - started, config, written)
     return 0

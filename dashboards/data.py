@@ -52,6 +52,8 @@ VIEWS = frozenset(
         "v_feedback_daily",
         "v_slices",
         "v_unpriced_models",
+        "v_cascades",  # 0013_cascade_tools.sql
+        "v_tool_metrics",
     }
 )
 # Table macros of 0012_ops_headline.sql: called with the selected (since, until) days, NULL = unbounded.

@@ -149,6 +149,13 @@ class GateConfig(Strict):
     min_format_validity: float = Field(0.98, ge=0, le=1)
     min_cost_reduction: float = Field(0.5, ge=0, le=1, description="Fraction cheaper than teacher")
     champion_margin: float = Field(0.01, ge=0, description="Allowed drop vs the current champion")
+    min_coverage: float = Field(
+        0.2,
+        ge=0,
+        le=1,
+        description="Partial promotion: least share of traffic a calibrated student/teacher cascade "
+        "must give the student (flywheel/evaluate/partial.py); 1 turns partial promotion off",
+    )
 
 
 class ScheduleConfig(Strict):

@@ -137,9 +137,20 @@ class Registry:
         return self.warehouse.read(fn)
 
     def promote(
-        self, model_id: str, reason: str, *, action: str = "manual", run_id: str | None = None
+        self,
+        model_id: str,
+        reason: str,
+        *,
+        action: str = "manual",
+        run_id: str | None = None,
+        serving: dict[str, Any] | None = None,
     ) -> Promotion:
-        """Make `model_id` its workload's champion; the previous champion is retired."""
+        """Make `model_id` its workload's champion; the previous champion is retired.
+
+        serving: how serve must run it, stored as the model's `metrics.serving` in the same transaction
+        and written to the manifest: {"coverage", "threshold", "claims"} of a partial promotion (the
+        calibrated cascade), {"coverage": 1.0} of a full one. None keeps what the model has (a manual
+        promotion or a rollback serves a model the way it was last promoted)."""
         if action not in ("promote", "manual"):
             raise RegistryError(f"promote action must be 'promote' or 'manual', got {action!r}")
         if not reason.strip():
@@ -152,6 +163,8 @@ class Registry:
             previous = current[0].model_id if current else None
             if previous == model_id:
                 raise RegistryError(f"{model_id} is already the champion of {record.workload_id}")
+            if serving is not None:
+                _merge_metrics(con, model_id, {"serving": serving})
             return _switch(con, record.workload_id, model_id, previous, action, reason, run_id)
 
         promotion = self.warehouse.write(apply)
@@ -206,17 +219,7 @@ class Registry:
     def record_metrics(self, model_id: str, metrics: dict[str, Any]) -> None:
         """Merge evaluation metrics into the model's `metrics` JSON."""
 
-        def apply(con: duckdb.DuckDBPyConnection) -> None:
-            row = con.execute("SELECT metrics FROM models WHERE model_id = ?", [model_id]).fetchone()
-            if row is None:
-                raise RegistryError(f"unknown model {model_id!r}")
-            merged = {**_json(row[0]), **metrics} if isinstance(_json(row[0]), dict) else dict(metrics)
-            con.execute(
-                "UPDATE models SET metrics = ? WHERE model_id = ?",
-                [orjson.dumps(merged, default=str).decode(), model_id],
-            )
-
-        self.warehouse.write(apply)
+        self.warehouse.write(lambda con: _merge_metrics(con, model_id, metrics))
 
     def write_manifest(self) -> Path:
         """Rewrite HOME/champions.json from the warehouse, atomically (temp file, fsync, replace)."""
@@ -229,6 +232,7 @@ class Registry:
                 "path": str(self.artifact_dir(record).resolve()),
                 "kind": record.kind,
                 "promoted_at": at.isoformat(),
+                **serving_entry(record.metrics),
             }
         payload = orjson.dumps(champions, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
         atomic_write(self.manifest_path, payload)
@@ -253,6 +257,27 @@ class Registry:
             raise RegistryError(
                 f"{record.model_id}: artifact directory {self.artifact_dir(record)} is missing"
             )
+
+
+def serving_entry(metrics: Any) -> dict[str, Any]:
+    """The manifest fields of a partially promoted model: coverage, threshold (serve's confidence
+    threshold for it) and claims; nothing for a model promoted on all traffic."""
+    serving = metrics.get("serving") if isinstance(metrics, dict) else None
+    if not isinstance(serving, dict) or serving.get("threshold") is None:
+        return {}
+    return {key: serving.get(key) for key in ("coverage", "threshold", "claims")}
+
+
+def _merge_metrics(con: duckdb.DuckDBPyConnection, model_id: str, metrics: dict[str, Any]) -> None:
+    """Merge `metrics` into the model's `metrics` JSON, inside the caller's transaction."""
+    row = con.execute("SELECT metrics FROM models WHERE model_id = ?", [model_id]).fetchone()
+    if row is None:
+        raise RegistryError(f"unknown model {model_id!r}")
+    merged = {**_json(row[0]), **metrics} if isinstance(_json(row[0]), dict) else dict(metrics)
+    con.execute(
+        "UPDATE models SET metrics = ? WHERE model_id = ?",
+        [orjson.dumps(merged, default=str).decode(), model_id],
+    )
 
 
 def default_card(record: ModelRecord) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from flywheel.evaluate.tool_report import cascade_lines, tool_metric_lines
+
 
 def summarize_turn(workload_id: str, stages: dict[str, Any]) -> dict[str, Any]:
     """The figures a person asks about first, pulled out of the stage summaries."""
@@ -63,6 +65,7 @@ def markdown_report(workload_id: str, stages: dict[str, Any], seconds: dict[str,
             "",
         ]
     lines += data_need_lines(summary["data_need"])
+    lines += cascade_lines(stages.get("evaluate") or {}) + tool_metric_lines(stages.get("evaluate") or {})
     lines += _costs(summary)
     lines += ["## Wall time per stage", "", "| stage | seconds |", "| --- | ---: |"]
     lines += [f"| {stage} | {value:.1f} |" for stage, value in seconds.items()]

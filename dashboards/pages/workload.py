@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboards import charts, data, timerange, ui
+from dashboards import charts, data, timerange, tool_metrics, ui
 from dashboards.data import Query, ViewData
 
 ORDERS = {  # view -> order of its rows
@@ -116,5 +116,6 @@ else:
     quality_section(chosen, views)
     live_section(chosen, views)
     gate_section(views)
+    tool_metrics.section(chosen)
     data_section(chosen, views)
     serving_section(views)

@@ -25,7 +25,12 @@ from flywheel.hardware_profiles import DEFAULT_PROFILE
 from flywheel.registry import ModelRecord, Registry, RegistryError
 
 REFERENCES = ("auto", "gold", "teacher")
-DECISION_COLOURS = {"promote": "green", "reject": "yellow", "insufficient_eval": "magenta"}
+DECISION_COLOURS = {
+    "promote": "green",
+    "promote_partial": "cyan",
+    "reject": "yellow",
+    "insufficient_eval": "magenta",
+}
 
 
 def _registry(cli: CliState) -> Registry:
@@ -149,6 +154,42 @@ def _render_evaluation(payload: dict[str, Any]) -> None:
     need = payload.get("data_need")
     if need:
         out.print(f"data need: {_need_text(need)}", highlight=False)
+    _render_cascades(payload)
+    for model, metrics in (payload.get("tool_metrics") or {}).items():
+        _render_tool_metrics(model, metrics)
+
+
+def _render_cascades(payload: dict[str, Any]) -> None:
+    """Each candidate's calibrated cascade: the share it can answer while the mix meets the target."""
+    for cascade in payload.get("cascades") or []:
+        only = ", tool-call turns only" if cascade.get("claims") == "tool_calls" else ""
+        if cascade.get("threshold") is None:
+            text = "no confidence threshold brings the mix to the target"
+        else:
+            text = (
+                f"answers {cascade['coverage']:.1%} at confidence >= {cascade['threshold']:.4f}{only}; "
+                f"mix {_num(cascade['value'])} (CI low {_num(cascade['ci_low'])})"
+            )
+        out.print(f"cascade {cascade['model']}: {text}", highlight=False)
+
+
+def _render_tool_metrics(model: str, metrics: dict[str, Any]) -> None:
+    overall = metrics.get("overall") or {}
+    table = Table(
+        title=f"{model}: per tool (decision accuracy {_num(overall.get('decision_accuracy'))}, "
+        f"function name {_num(overall.get('name_accuracy'))}, coverage {_num(overall.get('coverage'))})"
+    )
+    for column in ("tool", "parameter", "n", "name", "args exact", "exact", "F1", "coverage"):
+        table.add_column(column)
+    for tool, row in (metrics.get("tools") or {}).items():
+        table.add_row(
+            tool, "", str(row.get("n", "-")), _num(row.get("name_accuracy")),
+            _num(row.get("arguments_exact")), "", "", _num(row.get("coverage")),
+        )  # fmt: skip
+        for name, param in (row.get("parameters") or {}).items():
+            table.add_row("", name, str(param.get("n", "-")), "", "", _num(param.get("exact")),
+                          _num(param.get("f1")), "")  # fmt: skip
+    out.print(table)
 
 
 def _need_text(need: dict[str, Any]) -> str:

@@ -31,16 +31,18 @@ Definitions (per workload and UTC day; totals are sums over days):
   request count of the 7 days ending on the workload's last day with traffic (fewer days when the
   workload is younger), scaled to 30 days. saved_per_request: for served workloads, (teacher_usd -
   serving_usd) per request served by `flywheel serve` in that window (the current student share and
-  fallback rate); for workloads not yet served, the ingested traffic's teacher cost per request minus
-  the candidate's estimated serving cost per request (an upper bound: it assumes no fallbacks). One-off
-  investment is not projected.
+  fallback rate); for workloads not yet served, the ingested traffic's teacher cost per request times
+  the candidate's coverage (the share it answers: a partial promotion's calibrated coverage, else 1,
+  an upper bound that assumes no fallbacks) minus the candidate's estimated serving cost per request
+  (it runs on every request). One-off investment is not projected (0013_cascade_tools.sql).
 - A candidate's estimated cost per 1k requests: its evaluation's measured cost_per_1k when recorded,
   else the serving hardware's USD/hour / (models.tokens_per_second / the workload's mean completion
   tokens per request) x 1000.
 - student_share: student-served requests / all requests to date; fallback_rate: teacher fallbacks /
   requests answered by `flywheel serve`.
-- quality_held: the champion's latest production (shadow) score, else its gate score, reaches the
-  lower bound of the teacher's confidence interval on the evaluation that promoted it.
+- quality_held: the champion's latest production (shadow) score, else its gate score (a partial
+  promotion's: the mix it serves), reaches the lower bound of the teacher's confidence interval on the
+  evaluation that promoted it.
 - unpriced: requests with no price at all (a model neither the catalog nor flywheel.yaml prices, and no
   logged cost); they add nothing to any sum (unknown is neither free nor costly) and are counted so
   that a gap is visible; `flywheel stats/costs/evaluate` name each such model with the config line

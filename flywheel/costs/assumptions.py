@@ -61,6 +61,7 @@ class CostAssumptions:
     student_model_id: str | None
     student_usd_per_1k: float | None
     student_cost_basis: str  # evaluation | throughput | unknown
+    student_coverage: float | None = None  # share of traffic it answers: a partial promotion's, else 1
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -78,6 +79,7 @@ def estimate_assumptions(
     workloads = [row[0] for row in con.execute(WORKLOADS_SQL).fetchall()]
     teachers = _teachers(con, prices, teacher_models or {})
     students = _students(con, serving.usd_per_hour)
+    coverages = _coverages(con)
     training_rate = serving.usd_per_hour if training_usd_per_hour is None else training_usd_per_hour
     found = []
     for workload_id in workloads:
@@ -96,6 +98,7 @@ def estimate_assumptions(
                 student_model_id=student_id,
                 student_usd_per_1k=student_cost,
                 student_cost_basis=basis,
+                student_coverage=coverages.get(student_id or ""),
             )
         )
     return found
@@ -174,6 +177,19 @@ def _students(
         cost = serving_cost_per_1k(usd_per_hour, tokens_per_second, tokens_per_request.get(workload_id))
         estimates[workload_id] = (model_id, cost, "throughput" if cost is not None else "unknown")
     return estimates
+
+
+def _coverages(con: duckdb.DuckDBPyConnection) -> dict[str, float]:
+    """model id -> the share of traffic it answers when served: its partial promotion's calibrated
+    coverage (models.metrics.serving), 1.0 when promoted on all traffic or never promoted."""
+    out = {}
+    for model_id, _, raw in con.execute(MODELS_SQL).fetchall():
+        metrics = _loads(raw)
+        serving = metrics.get("serving") if isinstance(metrics, dict) else None
+        partial = isinstance(serving, dict) and serving.get("threshold") is not None
+        coverage = serving.get("coverage") if isinstance(serving, dict) else None
+        out[model_id] = float(coverage) if partial and _is_number(coverage) else 1.0
+    return out
 
 
 def find_model_cost(doc: Any, model_id: str) -> float | None:

@@ -10,7 +10,7 @@ models gets an honest interval too (`paired_difference`).
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,14 +62,19 @@ def bootstrap_draws(
     """Every metric recomputed on `n_resamples` resamples: metric -> array (n_resamples,)."""
     names = list(stats)
     matrix = np.column_stack([np.asarray(stats[name], dtype=float) for name in names])
-    n = matrix.shape[0]
+    chunks = weight_chunks(matrix.shape[0], n_resamples, seed, slice_name)
+    sums = np.vstack([weights @ matrix for weights in chunks])
+    return summarize({name: sums[:, j] for j, name in enumerate(names)})
+
+
+def weight_chunks(n: int, n_resamples: int, seed: int, slice_name: str | None = None) -> Iterator[np.ndarray]:
+    """The resample weights of (seed, slice, n), in row chunks of at most MAX_WEIGHT_CELLS cells.
+
+    Every caller with the same (seed, slice, n) gets the same resamples: that is what pairs draws."""
     rng = np.random.default_rng(slice_seed(seed, slice_name))
     chunk = max(1, MAX_WEIGHT_CELLS // max(n, 1))
-    parts = []
     for start in range(0, n_resamples, chunk):
-        parts.append(resample_weights(n, min(chunk, n_resamples - start), rng) @ matrix)
-    sums = np.vstack(parts)
-    return summarize({name: sums[:, j] for j, name in enumerate(names)})
+        yield resample_weights(n, min(chunk, n_resamples - start), rng)
 
 
 def point_values(stats: Stats, summarize: Summarize) -> dict[str, float | None]:

@@ -33,7 +33,8 @@ A candidate passes only when every check passes; each failed check is a stable r
 - primary_metric_missing: the candidate has no value for the primary metric.
 Among passing candidates the cheapest wins (ties: higher primary score, then name): "promote". With no
 passing candidate the champion stays: "insufficient_eval" when some candidate failed only for want of
-eval rows (more data could promote it), else "reject".
+eval rows (more data could promote it), else "reject". flywheel/evaluate/partial.py wraps this gate:
+with no full pass, a calibrated student/teacher cascade may still win ("promote_partial").
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ from flywheel.evaluate.runner import LOWER_IS_BETTER, ModelResult
 
 EPS = 1e-12
 PROMOTE, REJECT, INSUFFICIENT_EVAL = "promote", "reject", "insufficient_eval"
-DECISIONS = (PROMOTE, REJECT, INSUFFICIENT_EVAL)
+PROMOTE_PARTIAL = "promote_partial"  # flywheel/evaluate/partial.py: a calibrated student/teacher cascade
+DECISIONS = (PROMOTE, PROMOTE_PARTIAL, REJECT, INSUFFICIENT_EVAL)
 REFERENCES = ("gold", "teacher")
 NON_INFERIOR, AGREEMENT, NO_CRITERION = "non_inferior_to_teacher", "agreement", "none"
 
@@ -106,7 +108,7 @@ class GateTarget:
 
 @dataclass
 class GateDecision:
-    decision: str  # promote | reject | insufficient_eval
+    decision: str  # promote | promote_partial | reject | insufficient_eval
     winner: str | None
     champion: str | None  # the champion after this decision
     primary_metric: str
@@ -115,6 +117,8 @@ class GateDecision:
     target: GateTarget | None = None
     summary: str = ""
     eval_rows_needed: int | None = None
+    cascade: dict[str, Any] | None = None  # promote_partial: the winner's threshold, coverage, claims
+    cascades: list[dict[str, Any]] = field(default_factory=list)  # every candidate's coverage curve
 
     def failures(self, model: str) -> list[str]:
         return [c.code for c in self.checks if c.model == model and not c.passed]
@@ -130,6 +134,8 @@ class GateDecision:
             "eval_rows_needed": self.eval_rows_needed,
             "target": self.target.as_dict() if self.target is not None else None,
             "checks": [asdict(c) for c in self.checks],
+            "cascade": self.cascade,
+            "cascades": self.cascades,
         }
 
 

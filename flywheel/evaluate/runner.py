@@ -132,6 +132,10 @@ class ModelResult:
     extras: dict[str, Any] = field(default_factory=dict)
     draws: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     predictions: list[Prediction] = field(default_factory=list, repr=False)  # in example order
+    # per-example metric statistics and the scored answers ("" = invalid), in example order: what the
+    # cascade mixes (flywheel/evaluate/cascade.py) and the per-tool metrics read
+    stats: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    answers: list[str] = field(default_factory=list, repr=False)
 
     def get(self, metric: str, slice_name: str | None = None) -> Estimate | None:
         for item in self.estimates:
@@ -179,6 +183,8 @@ class EvaluationResult:
     n_resamples: int
     seed: int
     example_ids: list[str] = field(default_factory=list)  # the scored examples, in order
+    references: list[str] = field(default_factory=list, repr=False)  # their references, in order
+    slices: list[str | None] = field(default_factory=list, repr=False)  # their slices, in order
 
     def rows(self, slices: bool = False) -> list[dict[str, Any]]:
         """{"model", "metric", "slice", "value", "ci_low", "ci_high", "n"} per estimate."""
@@ -248,7 +254,8 @@ def evaluate_predictors(
     for predictor in predictors:
         predictions, wall = _run_predictor(predictor, kept, batch_size, progress)
         result = _score(workload, kept, [refs[i] for i in scored], predictions, judge, embedding_model)
-        estimates, draws = _estimates(result["stats"], workload.task, kept, n_resamples, seed)
+        slices = [e.slice for e in kept]
+        estimates, draws = score_estimates(result["stats"], workload.task, slices, n_resamples, seed)
         models[predictor.name] = ModelResult(
             model=predictor.name,
             primary_metric=primary_metric(workload),
@@ -258,6 +265,8 @@ def evaluate_predictors(
             extras=result["extras"] | _cost_extras(predictor),
             draws=draws,
             predictions=predictions,
+            stats=result["stats"],
+            answers=result["answers"],
             **_speed_and_cost(predictor, predictions, wall, prices, hardware_usd_per_hour),
         )
     return EvaluationResult(
@@ -272,6 +281,8 @@ def evaluate_predictors(
         n_resamples=n_resamples,
         seed=seed,
         example_ids=[e.example_id for e in kept],
+        references=[refs[i] for i in scored],
+        slices=[e.slice for e in kept],
     )
 
 
@@ -317,26 +328,28 @@ def _score(
         kwargs["judge_scores"] = judge(texts, references) if judge is not None else None
     # "" rather than None: evaluate's Arrow writer rejects a batch whose first value is None
     # An empty or invalid answer never scores as right: it is compared as "" (it still counts).
+    scored = [(a.value or "") if a.valid else "" for a in answers]
     result = metric_module(workload.task).compute(
-        predictions=[(a.value or "") if a.valid else "" for a in answers],
+        predictions=scored,
         references=references,
         return_stats=True,
         **kwargs,
     )
     extras = {"confusion_matrix": result["confusion_matrix"]} if "confusion_matrix" in result else {}
-    return {"stats": result["stats"], "extras": extras}
+    return {"stats": result["stats"], "extras": extras, "answers": scored}
 
 
-def _estimates(
-    stats: dict[str, np.ndarray], task: str, examples: list[Example], n_resamples: int, seed: int
+def score_estimates(
+    stats: dict[str, np.ndarray], task: str, slices: list[str | None], n_resamples: int, seed: int
 ) -> tuple[list[Estimate], dict[str, np.ndarray]]:
+    """Every metric of the task overall and per slice (class F1s overall only), with their draws."""
     summarize = metric_module(task).summarize
     metrics = list(summarize({k: np.ones(1) for k in stats}))
     per_slice = [m for m in metrics if not m.startswith("class_f1:")]
     return estimate_by_slice(
         stats,
         summarize,
-        [e.slice for e in examples],
+        slices,
         metrics=metrics,
         slice_metrics=per_slice,
         n_resamples=n_resamples,

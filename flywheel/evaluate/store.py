@@ -15,6 +15,7 @@ import orjson
 from flywheel.costs.teacher_cost import refresh_teacher_costs, request_costs
 from flywheel.evaluate.gate import GateDecision
 from flywheel.evaluate.runner import EvaluationResult, Usage
+from flywheel.evaluate.tool_metrics import ToolMetric
 from flywheel.pricing import PriceCatalog
 from flywheel.records import Example, canonical_dumps
 from flywheel.store.db import Warehouse
@@ -56,6 +57,8 @@ def run_payload(result: EvaluationResult, decision: GateDecision) -> dict[str, A
         "target": decision.target.as_dict() if decision.target else None,
         "summary": decision.summary,
         "eval_rows_needed": decision.eval_rows_needed,
+        "cascade": decision.cascade,
+        "cascades": decision.cascades,
         "results": result.rows(),
     }
 
@@ -112,6 +115,26 @@ def save_evaluation(
         return len(rows)
 
     return warehouse.write(write)
+
+
+def save_tool_metrics(
+    warehouse: Warehouse, run_id: str, workload_id: str, rows: Mapping[str, list[ToolMetric]], at: datetime
+) -> int:
+    """The per-tool rows of one evaluation run (flywheel/evaluate/tool_metrics.py)."""
+    values = [
+        (run_id, model, workload_id, r.tool, r.parameter, r.metric, r.value, r.n, at)
+        for model, found in rows.items()
+        for r in found
+    ]
+    if values:
+        warehouse.write(
+            lambda con: con.executemany(
+                "INSERT INTO tool_evaluations (run_id, model_id, workload_id, tool, parameter, metric, "
+                'value, n, "at") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+                values,
+            )
+        )
+    return len(values)
 
 
 def teacher_usage(

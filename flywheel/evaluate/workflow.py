@@ -16,14 +16,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from flywheel.answers.claims import ALL, claims_of
 from flywheel.config import WorkloadConfig
 from flywheel.evaluate.bootstrap import DEFAULT_RESAMPLES
-from flywheel.evaluate.gate import GateDecision, decide
+from flywheel.evaluate.gate import PROMOTE_PARTIAL, GateDecision
+from flywheel.evaluate.partial import CascadeSettings, decide_with_cascade
 from flywheel.evaluate.runner import EvaluationResult, Judge, ModelResult, Progress, evaluate_predictors
-from flywheel.evaluate.store import save_evaluation
+from flywheel.evaluate.store import save_evaluation, save_tool_metrics
+from flywheel.evaluate.tool_metrics import ToolMetric, evaluation_tool_metrics, nested
 from flywheel.pricing import PriceCatalog
 from flywheel.records import Example, Prediction, Predictor, utcnow
-from flywheel.registry import TEACHER, Promotion, Registry
+from flywheel.registry import TEACHER, Promotion, Registry, RegistryError, serving_entry
 
 
 class NamedPredictor:
@@ -53,6 +56,7 @@ class EvaluationReport:
     applied: bool = True
     data_need: dict[str, Any] | None = None  # flywheel.evaluate.data_need, when a curve was recorded
     rejudged_run: str | None = None  # no new candidate: the eval run whose candidates were re-scored
+    tool_metrics: dict[str, list[ToolMetric]] = field(default_factory=dict)  # tool_call workloads
 
     def as_dict(self) -> dict[str, Any]:
         """The `flywheel evaluate --json` object."""
@@ -78,6 +82,9 @@ class EvaluationReport:
             "skipped": self.result.skipped,
             "models": [m.summary() for m in self.result.models.values()],
             "checks": self.decision.as_dict()["checks"],
+            "cascade": self.decision.cascade,
+            "cascades": self.decision.cascades,
+            "tool_metrics": {model: nested(rows) for model, rows in self.tool_metrics.items()},
             "results": self.result.rows(),
             "slice_results": self.result.rows(slices=True),
         }
@@ -123,15 +130,26 @@ def evaluate_workload(
         embedding_model=embedding_model,
         progress=progress,
     )
-    decision = decide(
+    settings = CascadeSettings(
+        workload.task,
+        result.slices,
+        n_resamples,
+        seed,
+        claims={model_id: claims_of(p, workload.task) for model_id, p in contenders.items()},
+        champion_serving=champion_serving(registry, champion_id),
+    )
+    decision = decide_with_cascade(
         workload.gate,
         [result.models[model_id] for model_id in contenders],
         result.models[TEACHER],
         result.models[champion_id] if champion_id else None,
+        settings,
         reference=result.reference,
     )
     run_id = f"{workload.id}-{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     report = EvaluationReport(run_id, workload.id, snapshot_id, result, decision, champion_id, applied=apply)
+    served = {champion_id: settings.champion_serving} if champion_id and settings.champion_serving else {}
+    report.tool_metrics = evaluation_tool_metrics(result, decision.cascades, served)
     save_evaluation(
         registry.warehouse,
         run_id=run_id,
@@ -141,6 +159,7 @@ def evaluate_workload(
         started_at=started,
         finished_at=utcnow(),
     )
+    save_tool_metrics(registry.warehouse, run_id, workload.id, report.tool_metrics, utcnow())
     if apply:
         _apply(registry, report, list(contenders), champion_id)
     return report
@@ -158,9 +177,32 @@ def _apply(
         reason = f"gate passed in run {report.run_id}: " + "; ".join(
             c.detail for c in decision.checks if c.model == decision.winner
         )
-        report.promotion = registry.promote(decision.winner, reason, action="promote", run_id=report.run_id)
+        if decision.decision == PROMOTE_PARTIAL:
+            reason = f"partial promotion in run {report.run_id}: {decision.summary}"
+        report.promotion = registry.promote(
+            decision.winner, reason, action="promote", run_id=report.run_id, serving=serving(decision)
+        )
     report.retired = [m for m in contenders if m != decision.winner]
     registry.retire(report.retired)
+
+
+def serving(decision: GateDecision) -> dict[str, Any]:
+    """How serve runs the winner: the calibrated cascade of a partial promotion, else all traffic."""
+    if decision.decision == PROMOTE_PARTIAL and decision.cascade is not None:
+        return {key: decision.cascade[key] for key in ("coverage", "threshold", "claims")}
+    return {"coverage": 1.0, "threshold": None, "claims": ALL}
+
+
+def champion_serving(registry: Registry, champion_id: str | None) -> tuple[float, str] | None:
+    """(threshold, claims) of a champion promoted partially, to compare candidates with it as served."""
+    if champion_id is None:
+        return None
+    try:
+        metrics = registry.get(champion_id).metrics
+    except RegistryError:
+        return None  # a champion scored from outside the registry: judged on all traffic
+    entry = serving_entry(metrics)
+    return (float(entry["threshold"]), str(entry.get("claims") or ALL)) if entry else None
 
 
 def model_metrics(report: EvaluationReport, scored: ModelResult) -> dict[str, Any]:
@@ -178,7 +220,14 @@ def model_metrics(report: EvaluationReport, scored: ModelResult) -> dict[str, An
         "tokens_per_second": scored.tokens_per_second,
         "cost_per_1k": scored.cost_per_1k,
         "gate": report.decision.failures(scored.model) or ["passed"],
+        "cascade": _cascade_of(report.decision, scored.model),
     }
+
+
+def _cascade_of(decision: GateDecision, model: str) -> dict[str, Any] | None:
+    """The model's coverage curve summary (threshold, coverage, mix) without the curve itself."""
+    found = next((c for c in decision.cascades if c["model"] == model), None)
+    return {k: v for k, v in found.items() if k != "curve"} if found else None
 
 
 def model_card_section(report: EvaluationReport, scored: ModelResult) -> str:
@@ -195,6 +244,7 @@ def model_card_section(report: EvaluationReport, scored: ModelResult) -> str:
         "",
         f"Target: {target.text if target else '-'}. Decision: {report.decision.decision}.",
         "",
+        *_cascade_lines(report.decision, scored.model),
         "| metric | value | 95% CI | teacher |",
         "|---|---|---|---|",
     ]
@@ -223,6 +273,19 @@ def model_card_section(report: EvaluationReport, scored: ModelResult) -> str:
         f"({scored.cost_basis}) vs teacher ${_cost(teacher.cost_per_1k)}.",
     ]
     return "\n".join(lines)
+
+
+def _cascade_lines(decision: GateDecision, model: str) -> list[str]:
+    cascade = _cascade_of(decision, model)
+    if not cascade or cascade.get("threshold") is None:
+        return []
+    only = ", tool-call turns only" if cascade.get("claims") == "tool_calls" else ""
+    return [
+        f"Cascade: at confidence >= {cascade['threshold']:.4f}{only} the student answers "
+        f"{cascade['coverage']:.1%} of the eval split and the mix with the teacher scores "
+        f"{_fmt(cascade['value'])} (CI low {_fmt(cascade['ci_low'])}).",
+        "",
+    ]
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:

@@ -1,7 +1,11 @@
 """Which student answers each workload: the registry's champions manifest, watched and hot-swapped.
 
 The registry rewrites HOME/champions.json atomically on every promotion or rollback:
-    {"<workload_id>": {"model_id", "path", "kind", "promoted_at"}}
+    {"<workload_id>": {"model_id", "path", "kind", "promoted_at"[, "coverage", "threshold", "claims"]}}
+A champion promoted partially (flywheel/evaluate/partial.py) also carries the calibrated cascade:
+`threshold`, the confidence under which its answers go to the teacher (serve.thresholds, when set for
+the workload, still wins), `claims` ("tool_calls": its text answers go to the teacher too) and the
+`coverage` it was promoted with.
 The server never opens the warehouse; it polls this file's stat (mtime, size, inode) and, when it
 changed, loads each new champion in a worker thread while the old one keeps serving, then swaps the
 reference in one assignment. Requests already holding the old champion finish on it.
@@ -31,6 +35,7 @@ from typing import Any
 import orjson
 
 from flywheel.answers import AnswerSpec
+from flywheel.answers.claims import ALL, CLAIMS
 from flywheel.bundle import Bundle, BundlePredictor, load_predictor, read_bundle
 from flywheel.layout import MANIFEST_NAME  # noqa: F401  (serve/server.py reads it from here too)
 from flywheel.records import Predictor
@@ -46,6 +51,9 @@ class ManifestEntry:
     path: Path
     kind: str | None = None
     promoted_at: str | None = None
+    threshold: float | None = None  # the calibrated confidence threshold of a partial promotion
+    claims: str = ALL  # "tool_calls": a student that cannot write text claims only tool-call turns
+    coverage: float | None = None  # the share of eval traffic it answered when promoted
 
 
 @dataclass
@@ -284,8 +292,29 @@ def read_manifest(path: Path) -> dict[str, ManifestEntry]:
             path=artifact if artifact.is_absolute() else path.parent / artifact,
             kind=item.get("kind"),
             promoted_at=None if item.get("promoted_at") is None else str(item["promoted_at"]),
+            **_cascade_fields(path, workload_id, item),
         )
     return manifest
+
+
+def _cascade_fields(path: Path, workload_id: str, item: dict[str, Any]) -> dict[str, Any]:
+    """threshold/claims/coverage of a partial promotion, checked (a bad value is a bad manifest)."""
+    fields: dict[str, Any] = {}
+    for key in ("threshold", "coverage"):
+        value = item.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+            raise ValueError(f"{path}: {workload_id}: {key} must be a number within [0, 1], got {value!r}")
+        fields[key] = float(value)
+    claims = item.get("claims")
+    if claims is not None:
+        if claims not in CLAIMS:
+            raise ValueError(
+                f"{path}: {workload_id}: claims must be one of {', '.join(CLAIMS)}, got {claims!r}"
+            )
+        fields["claims"] = claims
+    return fields
 
 
 def _manifest_of(path: Path) -> dict[str, Any] | None:

@@ -2,11 +2,13 @@
 
 A workload without a champion is proxied to the teacher. With one, the student answers (dynamically
 batched, through its model bundle: the raw request in, the answer in the teacher's format out)
-unless it fails, is unsure (confidence under the workload's threshold) or gives an answer that is
-invalid for the task. Such a call is never answered silently: the workload's `on_unsure` policy
-decides between the teacher (a fallback), the student's answer marked `x-flywheel-fallback-wanted`,
-or a 503 naming the reason; every case counts in flywheel_fallbacks_total{reason}. A call that
-arrives while its champion loads waits for it (serve.load_wait_s). Student answers are sometimes
+unless it fails, is unsure (confidence under the workload's threshold: serve.thresholds, else the
+champion's calibrated one, else serve.confidence_threshold), gives an answer that is invalid for the
+task, or answers in text when its partial promotion claims only tool-call turns (`text_turn`). Such
+a call is never answered silently: the workload's `on_unsure` policy decides between the teacher (a
+fallback), the student's answer marked `x-flywheel-fallback-wanted`, or a 503 naming the reason;
+every case counts in flywheel_fallbacks_total{reason}. A call that arrives while its champion loads
+waits for it (serve.load_wait_s). Student answers are sometimes
 shadowed: the teacher is also asked, after the client got its answer, so the two can be compared.
 """
 
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from flywheel.answers import AnswerSpec, read_message
+from flywheel.answers.claims import claimed
 from flywheel.config import WorkloadConfig
 from flywheel.records import Example
 from flywheel.serve.champions import Champion, ChampionWatcher
@@ -168,13 +171,15 @@ class Router:
             "student_confidence": prediction.confidence,
             "student_message": completion_message(completion),
         }
-        threshold = self.settings.threshold(call.workload_id)
+        threshold = self.settings.threshold(call.workload_id, champion.entry.threshold)
         if prediction.confidence is not None and prediction.confidence < threshold:
             return StudentTry(outcome, "low_confidence", detail)
         if prediction.invalid_reason is not None:
             return StudentTry(
                 outcome, "invalid_format", detail | {"invalid_reason": prediction.invalid_reason}
             )
+        if not claimed(prediction.message, champion.entry.claims):
+            return StudentTry(outcome, "text_turn", detail)  # a tool-only student's text answer
         return StudentTry(outcome, None)
 
     def _should_shadow(self, workload_id: str) -> bool:

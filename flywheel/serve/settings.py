@@ -39,7 +39,10 @@ class ServeConfig(BaseModel):
     confidence_threshold: float = Field(
         0.5, ge=0, le=1, description="Default: student answers below this go to the teacher"
     )
-    thresholds: dict[str, float] = Field(default_factory=dict, description="Per-workload thresholds")
+    thresholds: dict[str, float] = Field(
+        default_factory=dict,
+        description="Per-workload thresholds; override a partially promoted champion's calibrated one",
+    )
     on_unsure: UnsurePolicy | None = Field(
         None,
         description="A student answer that is invalid or under the threshold: teacher (fall back), "
@@ -93,8 +96,13 @@ class ServeSettings:
     student_usd_per_hour: float = field(default_factory=lambda: usd_per_hour(DEFAULT_PROFILE))
     api_keys: frozenset[str] = frozenset()
 
-    def threshold(self, workload_id: str) -> float:
-        return self.serve.thresholds.get(workload_id, self.serve.confidence_threshold)
+    def threshold(self, workload_id: str, calibrated: float | None = None) -> float:
+        """The confidence under which a student answer goes to the teacher. Precedence: the
+        workload's `serve.thresholds` entry, else the champion's calibrated threshold (a partial
+        promotion's, from the champions manifest), else `serve.confidence_threshold`."""
+        if workload_id in self.serve.thresholds:
+            return self.serve.thresholds[workload_id]
+        return calibrated if calibrated is not None else self.serve.confidence_threshold
 
     def on_unsure(self, workload_id: str, teacher_available: bool) -> UnsurePolicy:
         """What happens to an invalid or unsure student answer; "teacher" needs a teacher."""
