@@ -14,9 +14,9 @@ from openai import AsyncOpenAI
 
 from flywheel.config import FlywheelConfig
 from flywheel.costs import record_assumptions
-from flywheel.costs.hardware import hardware_profile
 from flywheel.evaluate.runner import ReplayPredictor, Usage
 from flywheel.evaluate.workflow import evaluate_workload
+from flywheel.hardware_profiles import hardware_profile
 from flywheel.pricing import Price, PriceCatalog
 from flywheel.records import Example, Prediction, message_text
 from flywheel.registry import Registry
