@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from flywheel.config import WorkloadConfig
+from flywheel.config.curation import FeedbackConfig
 from flywheel.datasets.snapshots import SnapshotInfo, SnapshotRow, config_hash, content_hash
 from flywheel.datasets.splits import SplitItem, assign_train_val, top_up_pick
-from flywheel.quality.config import FeedbackConfig
 from flywheel.quality.debias import UNKNOWN
 from flywheel.quality.pii import build_patterns
 from flywheel.quality.pool import (

@@ -68,3 +68,41 @@ def test_the_cli_never_imports_the_dashboard() -> None:
         for path in (LIBRARY / "cli").glob("*.py")
     }
     assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def _module_level_imports(path: Path) -> set[str]:
+    """Imports run when the module loads (not those inside functions or under TYPE_CHECKING)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            continue
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+def test_library_packages_form_no_import_cycle() -> None:
+    """flywheel.<a> -> flywheel.<b> edges from module-level imports; a cycle means two packages can
+    only be understood (and loaded) together."""
+    graph: dict[str, set[str]] = {}
+    for path in LIBRARY.rglob("*.py"):
+        source = path.relative_to(LIBRARY).parts[0].removesuffix(".py")
+        for module in _module_level_imports(path):
+            parts = module.split(".")
+            if parts[0] == "flywheel" and len(parts) > 1 and parts[1] != source:
+                graph.setdefault(source, set()).add(parts[1])
+    cycles = []
+    for start in graph:
+        stack, seen = [(start, [start])], set()
+        while stack:
+            node, trail = stack.pop()
+            for nxt in graph.get(node, ()):
+                if nxt == start:
+                    cycles.append(" -> ".join([*trail, start]))
+                elif nxt not in seen:
+                    seen.add(nxt)
+                    stack.append((nxt, [*trail, nxt]))
+    assert cycles == []

@@ -32,8 +32,8 @@ def serve(
         fail(as_json, f"--log-level must be one of {', '.join(LOG_LEVELS)}", code=2)
     cli = state(ctx)
     with guarded(as_json):
+        from flywheel.config.serve import ServeConfig
         from flywheel.serve.server import bind_socket, build_server, run
-        from flywheel.serve.settings import ServeConfig
 
         config = cli.require_config()
         overrides = {

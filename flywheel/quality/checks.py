@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from flywheel.config.curation import CurationConfig
 from flywheel.quality.answers import ParsedAnswer
-from flywheel.quality.config import CurationConfig
 from flywheel.records import message_text
 
 if TYPE_CHECKING:

@@ -13,8 +13,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from flywheel.config.curation import FeedbackConfig
 from flywheel.quality.checks import is_negative_feedback
-from flywheel.quality.config import FeedbackConfig
 
 NEGATIVE_FEEDBACK = "negative_feedback"
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from flywheel.quality.config import PII_TYPES
+from flywheel.config.curation import PII_TYPES
 
 
 @dataclass(frozen=True, slots=True)

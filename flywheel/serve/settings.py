@@ -1,8 +1,8 @@
-"""Serving settings: the `serve:` section of flywheel.yaml and the resolved bundle the app runs on.
+"""Serving settings: the resolved bundle the app runs on.
 
-`ServeConfig` is what a person writes. `ServeSettings` is what `make_app` receives: the config plus
-the workloads, the teacher model per workload, the price catalog and the API keys read from the
-environment at build time (never at import time, never from the YAML file).
+`ServeConfig` (flywheel.config.serve) is what a person writes. `ServeSettings` is what `make_app`
+receives: the config plus the workloads, the teacher model per workload, the price catalog and the API
+keys read from the environment at build time (never at import time, never from the YAML file).
 """
 
 from __future__ import annotations
@@ -11,79 +11,15 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-
+from flywheel.config.serve import ServeConfig, UnsurePolicy
 from flywheel.hardware_profiles import DEFAULT_PROFILE, usd_per_hour
 from flywheel.layout import SPOOL_DIR
 from flywheel.pricing import PriceCatalog
 
 if TYPE_CHECKING:
     from flywheel.config import FlywheelConfig, WorkloadConfig
-
-UnsurePolicy = Literal["teacher", "student", "error"]
-
-
-class ServeConfig(BaseModel):
-    """How `flywheel serve` routes, limits, batches and captures."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    api_keys_env: str | None = Field(
-        "FLYWHEEL_API_KEYS",
-        description="Name of the env var holding comma-separated bearer keys; unset/empty = no auth",
-    )
-    max_request_bytes: int = Field(1_000_000, ge=1024, description="Larger bodies get 413")
-    max_tokens_limit: int = Field(4096, ge=1, description="max_tokens above this gets 400")
-    confidence_threshold: float = Field(
-        0.5, ge=0, le=1, description="Default: student answers below this go to the teacher"
-    )
-    thresholds: dict[str, float] = Field(
-        default_factory=dict,
-        description="Per-workload thresholds; override a partially promoted champion's calibrated one",
-    )
-    on_unsure: UnsurePolicy | None = Field(
-        None,
-        description="A student answer that is invalid or under the threshold: teacher (fall back), "
-        "student (serve it, marked x-flywheel-fallback-wanted) or error (503). Default: teacher when "
-        "the workload has one, else error",
-    )
-    on_unsure_by_workload: dict[str, UnsurePolicy] = Field(
-        default_factory=dict, description="Per-workload on_unsure"
-    )
-    load_wait_s: float = Field(
-        30.0, ge=0, le=600, description="How long a call waits for its workload's champion to load"
-    )
-    shadow_rate: float = Field(0.0, ge=0, le=1, description="Share of student answers also sent to teacher")
-    shadow_concurrency: int = Field(4, ge=1, le=256, description="Background shadow calls at once")
-    max_batch: int = Field(16, ge=1, le=1024, description="Student requests per batch")
-    max_wait_ms: float = Field(5.0, ge=0, le=1000, description="How long a batch waits to fill")
-    spool_dir: str | None = Field(None, description="Capture spool directory; default HOME/spool")
-    spool_rotate_mb: float = Field(64.0, gt=0, description="Rotate the spool file past this size")
-    spool_rotate_s: float = Field(3600.0, gt=0, description="Rotate the spool file past this age")
-    spool_gzip: bool = Field(False, description="Compress rotated spool files to .jsonl.gz")
-    log_prompts: bool = Field(False, description="Put prompt and answer text in the server log")
-    aliases: dict[str, str] = Field(
-        default_factory=dict,
-        description="Model name -> workload id (besides workload ids, the model names the workload's "
-        "logs used and its prompt template, learned from the champion's bundle)",
-    )
-    champions_poll_s: float = Field(1.0, gt=0, le=60, description="How often champions.json is checked")
-    student_loader: str | None = Field(
-        None, description="module:function loading a Predictor from a model dir (default load_student)"
-    )
-    student_hardware: str = Field(DEFAULT_PROFILE, description="hardware.yaml profile for cost")
-    student_usd_per_hour: float | None = Field(None, ge=0, description="Overrides the hardware profile")
-
-    @field_validator("thresholds")
-    @classmethod
-    def _thresholds_are_probabilities(cls, value: dict[str, float]) -> dict[str, float]:
-        for workload_id, threshold in value.items():
-            if not 0 <= threshold <= 1:
-                raise ValueError(f"threshold for {workload_id!r} must be within [0, 1], got {threshold}")
-        return value
-
 
 @dataclass(frozen=True)
 class ServeSettings:

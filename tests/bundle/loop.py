@@ -16,12 +16,13 @@ import orjson
 import yaml
 
 from flywheel.config import load_config
+from flywheel.config.serve import ServeConfig
 from flywheel.demo import demo_config_path
 from flywheel.evaluate.workflow import EvaluationReport
 from flywheel.loop import Loop, curate_stage, evaluate_stage, ingest_stage, train_stage
 from flywheel.serve.app import make_app
 from flywheel.serve.champions import ChampionWatcher
-from flywheel.serve.settings import ServeConfig, build_settings
+from flywheel.serve.settings import build_settings
 from flywheel.serve.spool import SpoolWriter
 
 

@@ -12,10 +12,11 @@ from hypothesis import strategies as st
 from flywheel.answers import AnswerFormat, AnswerSpec, ParserSpec, learn_format, read_message
 from flywheel.bundle import Bundle, BundlePredictor, build_bundle, read_bundle, write_bundle
 from flywheel.config import WorkloadConfig
+from flywheel.config.serve import ServeConfig
 from flywheel.records import Example, Prediction
 from flywheel.serve.resolve import resolve_workload
 from flywheel.serve.responses import ApiError
-from flywheel.serve.settings import ServeConfig, build_settings
+from flywheel.serve.settings import build_settings
 
 LABELS = ("analyst rating", "upgrade", "downgrade")
 WRAPPED = AnswerSpec("classification", LABELS, ParserSpec(regex=r"\[\[\[\[(.+?)\]\]\]\]", lowercase=True))

@@ -13,6 +13,7 @@ import pytest
 from openai import AsyncOpenAI
 
 from flywheel.config import FlywheelConfig
+from flywheel.config.serve import ServeConfig
 from flywheel.costs import record_assumptions
 from flywheel.evaluate.runner import ReplayPredictor, Usage
 from flywheel.evaluate.workflow import evaluate_workload
@@ -22,7 +23,7 @@ from flywheel.records import Example, Prediction, message_text
 from flywheel.registry import Registry
 from flywheel.serve.app import make_app
 from flywheel.serve.champions import ChampionWatcher
-from flywheel.serve.settings import ServeConfig, build_settings
+from flywheel.serve.settings import build_settings
 from flywheel.serve.spool import SpoolWriter
 from flywheel.store.db import Warehouse
 from flywheel.testing.fake_openai import make_fake_openai_app

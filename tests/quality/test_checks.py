@@ -4,9 +4,9 @@ import orjson
 import pytest
 
 from flywheel.config import WorkloadConfig
+from flywheel.config.curation import CurationConfig
 from flywheel.quality.answers import parse_answer
 from flywheel.quality.checks import RowView, first_failure, is_negative_feedback
-from flywheel.quality.config import CurationConfig
 
 CONFIG = CurationConfig()
 TOOLS = [
@@ -154,8 +154,8 @@ def test_refusal_patterns_do_not_flag_helpful_answers() -> None:
 
 
 def test_a_student_served_answer_is_no_label_unless_a_person_corrected_it() -> None:
+    from flywheel.config.curation import CurationConfig
     from flywheel.quality.checks import RowView, first_failure
-    from flywheel.quality.config import CurationConfig
 
     response = {"message": {"role": "assistant", "content": "billing"}, "finish_reason": "stop"}
     student = RowView("ok", response, None, 20, None, served_by="student")

@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 
 from flywheel.config import ConfigError, load_config
+from flywheel.config.curation import CurationConfig
 from flywheel.demo import demo_config_path
-from flywheel.quality.config import CurationConfig
 
 
 def test_demo_config_gets_the_defaults_but_a_larger_eval_split() -> None:

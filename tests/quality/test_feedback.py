@@ -10,10 +10,10 @@ import pytest
 from pydantic import ValidationError
 
 from flywheel.config import WorkloadConfig
+from flywheel.config.curation import CurationConfig, FeedbackConfig
 from flywheel.curate import CurationReport, curate_workload
 from flywheel.datasets import load_examples
 from flywheel.ingest import ingest_paths
-from flywheel.quality.config import CurationConfig, FeedbackConfig
 from flywheel.quality.feedback import field_value, read_outcome
 from flywheel.store.db import Warehouse
 from tests.conftest import chat_record, write_jsonl

@@ -18,10 +18,11 @@ from fastapi import FastAPI
 from openai import AsyncOpenAI
 
 from flywheel.config import FlywheelConfig
+from flywheel.config.serve import ServeConfig
 from flywheel.records import Example, Prediction, message_text
 from flywheel.serve.app import make_app
 from flywheel.serve.champions import ChampionWatcher
-from flywheel.serve.settings import ServeConfig, build_settings
+from flywheel.serve.settings import build_settings
 from flywheel.serve.spool import SpoolWriter
 from flywheel.testing.fake_openai import make_fake_openai_app
 from flywheel.testing.oracles import answer_in_request_format, last_user_text

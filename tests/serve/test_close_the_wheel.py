@@ -16,9 +16,9 @@ from typer.testing import CliRunner
 from flywheel import loop as stages
 from flywheel.cli import app as cli_app
 from flywheel.config import FlywheelConfig
+from flywheel.config.serve import ServeConfig
 from flywheel.datasets import load_examples
 from flywheel.registry import Registry
-from flywheel.serve.settings import ServeConfig
 from flywheel.triggers import apply_rollback, retrain_decision
 from tests.serve.conftest import LABELS, WORKLOADS, ScriptedStudent
 

@@ -7,9 +7,10 @@ import pytest
 from flywheel.answers import AnswerSpec
 from flywheel.bundle import Bundle, BundlePredictor
 from flywheel.config import ConfigError, FlywheelConfig, WorkloadConfig, load_config
+from flywheel.config.serve import ServeConfig
 from flywheel.records import Example, Prediction
 from flywheel.serve.resolve import resolve_workload
-from flywheel.serve.settings import ServeConfig, build_settings, spool_dir
+from flywheel.serve.settings import build_settings, spool_dir
 from tests.serve.conftest import LABELS, ORDER_SCHEMA, TOOLS, WORKLOADS
 
 SUPPORT, ORDERS, ASSISTANT, CHAT = (WorkloadConfig(**w) for w in WORKLOADS)

@@ -1,6 +1,6 @@
 """Curation settings of one workload (`workloads[].curation` in flywheel.yaml).
 
-Imported by flywheel/config.py, so this module imports nothing from the rest of the package. Every
+Part of the config package, which imports no stage package (no import cycles). Every
 field has a default: `curation: {}` means "the defaults", and unknown keys are errors like everywhere
 else in the config.
 """

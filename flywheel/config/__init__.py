@@ -1,5 +1,9 @@
 """Configuration: pydantic models loaded from one YAML file by an explicit `load_config(path)`.
 
+The config package holds every section's model (curation: flywheel.config.curation, serve:
+flywheel.config.serve, the rest here) and imports no stage package, so any stage may import it
+without a cycle (tests/test_import_rules.py checks that packages form no import cycle).
+
 Every model forbids unknown keys, so a typo fails loudly with the key's path and YAML line instead of
 being silently ignored.
 """
@@ -14,9 +18,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from flywheel.config.curation import CurationConfig
+from flywheel.config.serve import ServeConfig
 from flywheel.layout import DEFAULT_HOME, HOME_ENV, WAREHOUSE_FILE
-from flywheel.quality.config import CurationConfig
-from flywheel.serve.settings import ServeConfig
 
 TaskType = Literal["classification", "extraction", "tool_call", "chat"]
 WORKLOAD_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
