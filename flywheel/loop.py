@@ -267,24 +267,52 @@ def evaluate_stage(
         usage=teacher_usage(loop.warehouse, logged, loop.prices, {workload_id: teacher_model}),
     )
     snapshots = {r.snapshot_id for r in records if r.snapshot_id}
-    report = evaluate_workload(
-        registry,
-        workload,
-        examples,
-        candidates=candidates,
-        teacher=teacher,
-        champion=champion,
-        prices=loop.prices,
-        hardware_usd_per_hour=usd_per_hour if usd_per_hour is not None else hardware_usd_per_hour(hardware),
-        snapshot_id=snapshots.pop() if len(snapshots) == 1 else None,
-        reference=reference,
-        apply=not dry_run,
-        n_resamples=resamples,
-        seed=seed,
-        progress=progress,
-    )
+    judge, workload, client = chat_judge(loop, workload, dry_run=dry_run)
+    try:
+        report = evaluate_workload(
+            registry,
+            workload,
+            examples,
+            candidates=candidates,
+            teacher=teacher,
+            champion=champion,
+            prices=loop.prices,
+            hardware_usd_per_hour=hardware_usd_per_hour(hardware) if usd_per_hour is None else usd_per_hour,
+            snapshot_id=snapshots.pop() if len(snapshots) == 1 else None,
+            reference=reference,
+            apply=not dry_run,
+            n_resamples=resamples,
+            seed=seed,
+            judge=judge,
+            progress=progress,
+        )
+    finally:
+        if client is not None:
+            client.close()
     report.data_need = data_need(loop, report, {r.model_id: registry.artifact_dir(r) for r in records})
     return report
+
+
+def chat_judge(loop: Loop, workload: Any, *, dry_run: bool = False) -> tuple[Any, Any, Any]:
+    """(judge, workload, client): for a chat workload with a live teacher (gate.judge), the teacher
+    judges each answer under the labeling budget (teacher.max_usd), cached in the teacher cache, and
+    the gate reads judge_agreement; otherwise (None, workload, None): semantic_agreement."""
+    from flywheel.evaluate.judge import judge_enabled, judged_workload, teacher_judge
+    from flywheel.teacher import make_client
+
+    teacher = loop.config.teacher_for(workload.id)
+    if not judge_enabled(workload, teacher):
+        return None, workload, None
+    client = make_client(teacher)
+    # a dry run is never written down: it judges through the cache but records no spend
+    judge = teacher_judge(
+        client,
+        warehouse=None if dry_run else loop.warehouse,
+        prices=loop.prices,
+        max_usd=teacher.max_usd,
+        workload_id=workload.id,
+    )
+    return judge, judged_workload(workload), client
 
 
 def data_need(loop: Loop, report: Any, artifacts: dict[str, Path]) -> dict[str, Any] | None:
