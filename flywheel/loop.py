@@ -149,6 +149,10 @@ def label_stage(
     snapshot_id = latest_snapshot_id(loop.warehouse, workload_id)
     examples = load_examples(loop.warehouse, workload_id, snapshot_id, splits=("train", "val"))
     client = None if mode == "replay" else make_client(loop.config.teacher_for(workload_id))
+    if mode == "relabel":  # the budget goes first where serving showed the student wrong or unsure
+        from flywheel.active import prioritize, served_priorities
+
+        examples = prioritize(examples, served_priorities(loop.warehouse, workload))
     report = label_examples(
         examples,
         workload,
