@@ -18,6 +18,7 @@ from flywheel.store.db import Warehouse
 from flywheel.teacher import make_client
 from flywheel.testing.fake_openai import make_fake_openai_app
 from tests.evaluate.chat_data import (
+    CANNED,
     QA,
     canned_answer,
     chat_examples,
@@ -128,9 +129,7 @@ def test_judge_gate_with_a_live_teacher(tmp_path: Path) -> None:
     assert calls == 12 + 16 + 1
     assert result.primary_metric == "judge_agreement"
     value = {name: model.primary.value for name, model in result.models.items()}
-    assert value == pytest.approx(
-        {"good": 1.0, "mostly-good": 30 / 32, "canned": 0.0, "teacher": 1.0}
-    )
+    assert value == pytest.approx({"good": 1.0, "mostly-good": 30 / 32, "canned": 0.0, "teacher": 1.0})
     decision = decide(
         judged.gate,
         [result.models[n] for n in ("good", "canned")],
@@ -140,3 +139,43 @@ def test_judge_gate_with_a_live_teacher(tmp_path: Path) -> None:
     )
     assert decision.winner == "good"
     assert decision.failures("canned") == ["agreement_below_target"]
+
+
+def test_evaluate_stage_judges_chat_through_the_configured_teacher(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flywheel.config import FlywheelConfig
+    from flywheel.loop import Loop, chat_judge
+    from tests.serve.conftest import serve_with_lifespan
+
+    monkeypatch.setenv("JUDGE_KEY", "k")
+    app = make_fake_openai_app(judge_oracle)
+    with serve_with_lifespan(app) as url:
+        teacher = TeacherConfig(base_url=url, model="fake-teacher", api_key_env="JUDGE_KEY", max_usd=1.0)
+        workloads = [
+            WorkloadConfig(id="faq", task="chat"),
+            WorkloadConfig(id="faq-offline", task="chat", gate={"judge": False}),
+            WorkloadConfig(id="faq-rouge", task="chat", gate={"primary_metric": "rouge_l"}),
+        ]
+        config = FlywheelConfig(teacher=teacher, workloads=workloads)
+        loop = Loop(config, tmp_path, Warehouse(tmp_path / "w.duckdb"), PRICES)
+        judge, workload, client = chat_judge(loop, config.workload("faq"))
+        try:
+            _, answer, reworded = QA[0]  # the judge replies 10/10 to this rewording
+            assert workload.gate.primary_metric == "judge_agreement"
+            assert judge([answer, reworded, CANNED], [answer, answer, answer]) == [
+                1.0,
+                1.0,
+                pytest.approx(1 / 9),
+            ]
+            assert app.state.stats["completions"] == 2  # the identical answer was not asked
+        finally:
+            client.close()
+        spent = loop.warehouse.read(
+            lambda con: con.execute("SELECT kind, count(*) FROM cost_ledger GROUP BY ALL").fetchall()
+        )
+        assert spent == [("evaluation", 2)]
+        assert chat_judge(loop, config.workload("faq-offline"))[0] is None
+        _, kept, rouge_client = chat_judge(loop, config.workload("faq-rouge"))
+        rouge_client.close()
+        assert kept.gate.primary_metric == "rouge_l"  # a metric named in flywheel.yaml stays
