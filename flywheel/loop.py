@@ -149,10 +149,12 @@ def label_stage(
     snapshot_id = latest_snapshot_id(loop.warehouse, workload_id)
     examples = load_examples(loop.warehouse, workload_id, snapshot_id, splits=("train", "val"))
     client = None if mode == "replay" else make_client(loop.config.teacher_for(workload_id))
+    gain = None
     if mode == "relabel":  # the budget goes first where serving showed the student wrong or unsure
-        from flywheel.active import prioritize, served_priorities
+        from flywheel.active import active_report, prioritize
 
-        examples = prioritize(examples, served_priorities(loop.warehouse, workload))
+        priorities, gain = active_report(loop.warehouse, workload, _threshold(loop, workload_id))
+        examples = prioritize(examples, priorities)
     report = label_examples(
         examples,
         workload,
@@ -164,7 +166,15 @@ def label_stage(
         progress=progress,
         snapshot_id=snapshot_id,
     )
-    return report.as_dict() | {"snapshot_id": snapshot_id}
+    return report.as_dict() | {"snapshot_id": snapshot_id, "expected_gain": gain}
+
+
+def _threshold(loop: Loop, workload_id: str) -> float:
+    """The student's confidence threshold in `flywheel serve` (what counts as unsure)."""
+    from flywheel.serve.settings import ServeConfig
+
+    serve = loop.config.serve or ServeConfig()
+    return serve.thresholds.get(workload_id, serve.confidence_threshold)
 
 
 def train_stage(
