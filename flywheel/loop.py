@@ -308,25 +308,12 @@ def evaluate_stage(
 
 
 def chat_judge(loop: Loop, workload: Any, *, dry_run: bool = False) -> tuple[Any, Any, Any]:
-    """(judge, workload, client): for a chat workload with a live teacher (gate.judge), the teacher
-    judges each answer under the labeling budget (teacher.max_usd), cached in the teacher cache, and
-    the gate reads judge_agreement; otherwise (None, workload, None): semantic_agreement."""
-    from flywheel.evaluate.judge import judge_enabled, judged_workload, teacher_judge
-    from flywheel.teacher import make_client
+    """(judge, workload, client) for the evaluation (flywheel.evaluate.judge.chat_judge); a dry run
+    writes nothing, so its judge neither reads nor fills the warehouse's teacher cache."""
+    from flywheel.evaluate.judge import chat_judge as judge_for
 
     teacher = loop.config.teacher_for(workload.id)
-    if not judge_enabled(workload, teacher):
-        return None, workload, None
-    client = make_client(teacher)
-    # a dry run is never written down: it judges through the cache but records no spend
-    judge = teacher_judge(
-        client,
-        warehouse=None if dry_run else loop.warehouse,
-        prices=loop.prices,
-        max_usd=teacher.max_usd,
-        workload_id=workload.id,
-    )
-    return judge, judged_workload(workload), client
+    return judge_for(workload, teacher, None if dry_run else loop.warehouse, loop.prices)
 
 
 def data_need(loop: Loop, report: Any, artifacts: dict[str, Path]) -> dict[str, Any] | None:

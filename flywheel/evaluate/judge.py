@@ -52,6 +52,24 @@ def judge_enabled(workload: WorkloadConfig, teacher: TeacherConfig) -> bool:
     return workload.gate.judge
 
 
+def chat_judge(
+    workload: WorkloadConfig, teacher: TeacherConfig, warehouse: Any, prices: Any
+) -> tuple[Judge | None, WorkloadConfig, Any]:
+    """(judge, workload, client): for a chat workload with a live teacher (gate.judge), the teacher
+    judges each answer under the labeling budget (teacher.max_usd), cached in the warehouse's teacher
+    cache, and the gate reads judge_agreement; otherwise (None, workload, None): semantic_agreement.
+    The caller closes the client."""
+    if not judge_enabled(workload, teacher):
+        return None, workload, None
+    from flywheel.teacher import make_client
+
+    client = make_client(teacher)
+    judge = teacher_judge(
+        client, warehouse=warehouse, prices=prices, max_usd=teacher.max_usd, workload_id=workload.id
+    )
+    return judge, judged_workload(workload), client
+
+
 def judged_workload(workload: WorkloadConfig) -> WorkloadConfig:
     """The workload gated on judge_agreement, unless flywheel.yaml names another primary metric."""
     if workload.gate.primary_metric is not None:
