@@ -30,7 +30,9 @@ Each line (keys marked * are required):
     metadata           object, optional, free-form; merged into the interaction's metadata
 
 Mapping into Interaction: served_by, fallback_reason and the spool id go to metadata["served_by"],
-metadata["fallback_reason"], metadata["spool_id"]; a shadow teacher answer is normalised like any
+metadata["fallback_reason"], metadata["spool_id"], and metadata["provenance"] says where the answer
+came from: "fallback" (the teacher answered for an unsure student; curation keeps it as a label),
+"proxy" (no student), "student"; a shadow teacher answer is normalised like any
 response and kept as metadata["teacher_response"] (canonical {"message", "finish_reason"}), with its
 model in metadata["teacher_model"].
 
@@ -78,7 +80,10 @@ def _from_line(doc: dict[str, Any], ref: str, ctx: ReadContext) -> Interaction:
     extra = doc.get("metadata")
     metadata: dict[str, Any] = dict(extra) if isinstance(extra, dict) else {}
     metadata.update(
-        spool_id=doc["id"], served_by=doc["served_by"], fallback_reason=doc.get("fallback_reason")
+        spool_id=doc["id"],
+        served_by=doc["served_by"],
+        fallback_reason=doc.get("fallback_reason"),
+        provenance=_provenance(doc["served_by"], metadata.get("route"), doc.get("fallback_reason")),
     )
     if doc.get("teacher_response") is not None:
         shadow = normalize_completion(doc["teacher_response"])
@@ -97,3 +102,13 @@ def _from_line(doc: dict[str, Any], ref: str, ctx: ReadContext) -> Interaction:
                 raise RecordError("bad_field", f"{field} must be an integer, got {value!r:.40}")
             setattr(interaction, field, value)
     return interaction
+
+
+def _provenance(served_by: str, route: Any, fallback_reason: Any) -> str:
+    """Where the answer came from: `fallback` (the teacher took over from an unsure student: a new
+    label for training), `proxy` (the workload had no student), else `student`."""
+    if served_by == "student":
+        return "student"
+    if route in ("fallback", "proxy"):
+        return route
+    return "fallback" if fallback_reason else "teacher"

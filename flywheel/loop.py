@@ -181,6 +181,12 @@ def label_stage(
     snapshot_id = latest_snapshot_id(loop.warehouse, workload_id)
     examples = load_examples(loop.warehouse, workload_id, snapshot_id, splits=("train", "val"))
     client = None if mode == "replay" else make_client(loop.config.teacher_for(workload_id))
+    gain = None
+    if mode == "relabel":  # the budget goes first where serving showed the student wrong or unsure
+        from flywheel.active import active_report, prioritize
+
+        priorities, gain = active_report(loop.warehouse, workload, _threshold(loop, workload_id))
+        examples = prioritize(examples, priorities)
     report = label_examples(
         examples,
         workload,
@@ -192,7 +198,15 @@ def label_stage(
         progress=progress,
         snapshot_id=snapshot_id,
     )
-    return report.as_dict() | {"snapshot_id": snapshot_id}
+    return report.as_dict() | {"snapshot_id": snapshot_id, "expected_gain": gain}
+
+
+def _threshold(loop: Loop, workload_id: str) -> float:
+    """The student's confidence threshold in `flywheel serve` (what counts as unsure)."""
+    from flywheel.serve.settings import ServeConfig
+
+    serve = loop.config.serve or ServeConfig()
+    return serve.thresholds.get(workload_id, serve.confidence_threshold)
 
 
 def train_stage(
@@ -319,25 +333,40 @@ def evaluate_stage(
         usage=teacher_usage(loop.warehouse, logged, loop.prices, {workload_id: teacher_model}),
     )
     snapshots = {r.snapshot_id for r in records if r.snapshot_id}
-    report = evaluate_workload(
-        registry,
-        workload,
-        examples,
-        candidates=candidates,
-        teacher=teacher,
-        champion=champion,
-        prices=loop.prices,
-        hardware_usd_per_hour=usd_per_hour if usd_per_hour is not None else profile_usd_per_hour(hardware),
-        snapshot_id=snapshots.pop() if len(snapshots) == 1 else None,
-        reference=reference,
-        apply=not dry_run,
-        n_resamples=resamples,
-        seed=seed,
-        progress=progress,
-    )
+    judge, workload, client = chat_judge(loop, workload, dry_run=dry_run)
+    try:
+        report = evaluate_workload(
+            registry,
+            workload,
+            examples,
+            candidates=candidates,
+            teacher=teacher,
+            champion=champion,
+            prices=loop.prices,
+            hardware_usd_per_hour=profile_usd_per_hour(hardware) if usd_per_hour is None else usd_per_hour,
+            snapshot_id=snapshots.pop() if len(snapshots) == 1 else None,
+            reference=reference,
+            apply=not dry_run,
+            n_resamples=resamples,
+            seed=seed,
+            judge=judge,
+            progress=progress,
+        )
+    finally:
+        if client is not None:
+            client.close()
     report.data_need = data_need(loop, report, {r.model_id: registry.artifact_dir(r) for r in records})
     report.rejudged_run = rejudged[0] if rejudged and rejudged[1] else None
     return report
+
+
+def chat_judge(loop: Loop, workload: Any, *, dry_run: bool = False) -> tuple[Any, Any, Any]:
+    """(judge, workload, client) for the evaluation (flywheel.evaluate.judge.chat_judge); a dry run
+    writes nothing, so its judge neither reads nor fills the warehouse's teacher cache."""
+    from flywheel.evaluate.judge import chat_judge as judge_for
+
+    teacher = loop.config.teacher_for(workload.id)
+    return judge_for(workload, teacher, None if dry_run else loop.warehouse, loop.prices)
 
 
 def data_need(loop: Loop, report: Any, artifacts: dict[str, Path]) -> dict[str, Any] | None:

@@ -40,9 +40,19 @@ def label(
             from flywheel.teacher import make_client
 
             client = make_client(config.teacher_for(workload))
+        priorities, gain = _served_priorities(config, workload_config, warehouse, mode)
         try:
             report = _run(
-                workload_config, mode, examples, snapshot_id, warehouse, prices, client, max_usd, per_slice
+                workload_config,
+                mode,
+                examples,
+                snapshot_id,
+                warehouse,
+                prices,
+                client,
+                max_usd,
+                per_slice,
+                priorities,
             )
         except KeyboardInterrupt:
             fail(as_json, "interrupted: answers already paid for are saved; re-run to continue", code=130)
@@ -50,9 +60,22 @@ def label(
             if client is not None:
                 client.close()
     payload = {**report.as_dict(), "snapshot_id": snapshot_id, "teacher_model": client and client.model}
+    payload["expected_gain"] = gain
     emit(as_json, payload, lambda: _render(payload))
     if report.labeled == 0 and report.failed > 0:
         raise typer.Exit(1)
+
+
+def _served_priorities(config: Any, workload: Any, warehouse: Any, mode: str) -> tuple[list, Any]:
+    """Served calls by priority and the expected gain (flywheel/active.py); nothing for replay."""
+    if mode == "replay":
+        return [], None
+    from flywheel.active import active_report
+    from flywheel.serve.settings import ServeConfig
+
+    serve = config.serve or ServeConfig()
+    threshold = serve.thresholds.get(workload.id, serve.confidence_threshold)
+    return active_report(warehouse, workload, threshold)
 
 
 def _load(
@@ -82,21 +105,28 @@ def _run(
     client: Any,
     max_usd: float | None,
     per_slice: int,
+    priorities: list,
 ) -> Any:
+    from flywheel.active import prioritize, synthesis_slices
     from flywheel.teacher import label_examples, synthesize_for_slices
     from flywheel.teacher.synthesize import seed_text
 
     common = {"client": client, "warehouse": warehouse, "prices": prices, "max_usd": max_usd}
     if mode != "synthesize":
+        # the budget goes first where serving showed the student wrong or unsure, then rare slices
+        ordered = prioritize(examples, priorities) if mode == "relabel" else examples
         with progress_bar(f"labeling {workload.id} ({mode})", total=len(examples)) as advance:
             return label_examples(
-                examples, workload, mode, snapshot_id=snapshot_id, progress=advance, **common
+                ordered, workload, mode, snapshot_id=snapshot_id, progress=advance, **common
             )
-    rare = _rare_slices(warehouse, workload.id, snapshot_id)
-    seeds = {name: [e for e in examples if e.slice == name and e.split == "train"] for name in rare}
+    wanted = synthesis_slices(_rare_slices(warehouse, workload.id, snapshot_id), priorities)
+    ordered = prioritize(examples, priorities)  # the hardest served examples are shown as seeds
+    seeds = {name: [e for e in ordered if e.slice == name and e.split == "train"] for name in wanted}
     seeds = {name: found for name, found in seeds.items() if found}
     if not seeds:
-        err.print(f"no rare slices with training examples in snapshot {snapshot_id}: nothing to synthesize")
+        err.print(
+            f"no rare or hard slices with training examples in snapshot {snapshot_id}: nothing to synthesize"
+        )
     with progress_bar(f"synthesizing {workload.id}", total=per_slice * len(seeds)) as advance:
         return synthesize_for_slices(
             seeds,
@@ -135,5 +165,14 @@ def _render(payload: dict[str, Any]) -> None:
         out.print(
             "[yellow]stopped: the teacher endpoint kept failing after retries; what was labeled is kept. "
             "Check teacher.base_url and the key, then re-run to continue.[/]"
+        )
+    gain = payload.get("expected_gain")
+    if gain and gain["flagged"]:
+        reasons = ", ".join(f"{k}={v}" for k, v in gain["by_top_reason"].items() if v)
+        share = gain["share_of_errors_covered"]
+        out.print(
+            f"served calls first: {gain['flagged']} of {gain['served']} flagged ({reasons}); they hold "
+            f"{'-' if share is None else f'{share:.0%}'} of the student's estimated errors "
+            f"(a uniform pick of as many: {gain['uniform_share']:.0%})"
         )
     out.print(f"run {payload['run_id']} on snapshot {payload['snapshot_id']} in {payload['seconds']:.1f}s")

@@ -160,6 +160,18 @@ class GateConfig(Strict):
         description="Partial promotion: least share of traffic a calibrated student/teacher cascade "
         "must give the student (flywheel/evaluate/partial.py); 1 turns partial promotion off",
     )
+    judge: bool | None = Field(
+        None,
+        description="chat: score answers with the teacher as judge (judge_agreement becomes the primary "
+        "metric); None = when the teacher is a live endpoint (base_url)",
+    )
+
+
+# Per-task gate defaults, applied where flywheel.yaml leaves the key unset. Chat is gated on
+# semantic_agreement (an answer agrees when it says what the reference says, metrics/chat): a good
+# free-form student reaches 0.9-1.0 and a canned or off-topic one under 0.1, so 0.85 separates them
+# while leaving room for the paraphrases a generative student writes.
+TASK_GATE_DEFAULTS: dict[str, dict[str, Any]] = {"chat": {"min_agreement": 0.85}}
 
 
 class ScheduleConfig(Strict):
@@ -215,6 +227,14 @@ class WorkloadConfig(Strict):
             raise ValueError("`labels` is empty: list the labels, or leave the key out to infer them")
         if self.labels is not None and len(set(self.labels)) != len(self.labels):
             raise ValueError("`labels` has duplicates")
+        defaults = {
+            key: value
+            for key, value in TASK_GATE_DEFAULTS.get(self.task, {}).items()
+            if key not in self.gate.model_fields_set
+        }
+        if defaults:
+            # model_copy(update=...) marks the keys as set, so a re-validation keeps them
+            self.gate = self.gate.model_copy(update=defaults)
         return self
 
     def students_or_default(self) -> list[StudentConfig]:

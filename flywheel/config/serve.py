@@ -46,6 +46,15 @@ class ServeConfig(BaseModel):
         30.0, ge=0, le=600, description="How long a call waits for its workload's champion to load"
     )
     shadow_rate: float = Field(0.0, ge=0, le=1, description="Share of student answers also sent to teacher")
+    shadow_unsure_margin: float = Field(
+        0.1, ge=0, le=1, description="A student answer within this of its threshold counts as unsure"
+    )
+    shadow_unsure_boost: float = Field(
+        4.0,
+        ge=1,
+        description="Unsure student answers are shadowed at min(1, shadow_rate x this): the "
+        "teacher's shadow budget goes where the student is most likely wrong (flywheel/active.py)",
+    )
     shadow_concurrency: int = Field(4, ge=1, le=256, description="Background shadow calls at once")
     max_batch: int = Field(16, ge=1, le=1024, description="Student requests per batch")
     max_wait_ms: float = Field(5.0, ge=0, le=1000, description="How long a batch waits to fill")

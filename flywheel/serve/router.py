@@ -96,7 +96,7 @@ class Router:
             return await self.from_teacher(call, route, lookup.reason)
         attempt = await self._from_student(call, lookup.champion)
         if attempt.reason is None and attempt.outcome is not None:
-            attempt.outcome.shadow = self._should_shadow(call.workload_id)
+            attempt.outcome.shadow = self._should_shadow(call.workload_id, attempt.outcome)
             return attempt.outcome
         return await self._unsure(call, attempt)
 
@@ -182,13 +182,19 @@ class Router:
             return StudentTry(outcome, "text_turn", detail)  # a tool-only student's text answer
         return StudentTry(outcome, None)
 
-    def _should_shadow(self, workload_id: str) -> bool:
+    def _should_shadow(self, workload_id: str, outcome: Outcome | None = None) -> bool:
         serve = self.settings.serve
         if serve.shadow_rate <= 0 or not self.teachers.available(workload_id):
             return False
         if self.shadows_in_flight >= serve.shadow_concurrency:
             return False  # shed shadow load rather than queue it without bound
-        return self._rng.random() < serve.shadow_rate
+        rate = serve.shadow_rate
+        confidence = (outcome.metadata if outcome is not None else {}).get("confidence")
+        unsure_below = self.settings.threshold(workload_id) + serve.shadow_unsure_margin
+        if isinstance(confidence, int | float) and confidence < unsure_below:
+            # the student served but barely: where a shadow most often finds an error to learn from
+            rate = min(1.0, rate * serve.shadow_unsure_boost)
+        return self._rng.random() < rate
 
     async def shadow(self, call: Call, outcome: Outcome) -> dict[str, Any]:
         """Ask the teacher the same question; returns the metadata to record (agreement, cost)."""

@@ -2,8 +2,11 @@
 
 The judge is asked for JSON {"score", "reason"} (response_format json_schema where supported), and the
 reply is parsed robustly: code fences, prose around the object, scores as strings ("10", "8/10",
-"7.5 out of 10") and other key names (rating, grade). A reply with no usable score gets one retry with
-the error shown. Paid calls land in the cost ledger with kind 'evaluation'.
+"7.5 out of 10") and other key names (rating, grade), MT-Bench's "Rating: [[8]]", a bare number or
+"10/10" as the whole reply. Numbers are read whole: "10" is ten, never the digit 1 followed by
+noise, and "4/5" on a 1-10 scale is 8. A reply with no usable score gets one retry with the error
+shown. Paid calls land in the cost ledger with kind 'evaluation'; answers are cached by request in
+the teacher cache, so a re-run judges for free.
 """
 
 from __future__ import annotations
@@ -33,7 +36,11 @@ DEFAULT_RUBRIC = (
 SCORE_KEYS = ("score", "rating", "grade")
 REASON_KEYS = ("reason", "explanation", "rationale", "justification")
 NUMBER_RE = re.compile(r"-?\d+(?:\.\d+)?")
-LOOSE_SCORE_RE = re.compile(r"(?:score|rating|grade)\W{0,4}(-?\d+(?:\.\d+)?)", re.IGNORECASE)
+NUM = r"-?\d+(?:\.\d+)?"
+FRACTION = rf"({NUM})\s*(?:/|out of)\s*({NUM})"
+LOOSE_SCORE_RE = re.compile(rf"(?:score|rating|grade)\W{{0,4}}(?:{FRACTION}|({NUM}))", re.IGNORECASE)
+BRACKETED_RE = re.compile(rf"\[\[\s*(?:{FRACTION}|({NUM}))\s*\]\]")  # MT-Bench: "Rating: [[8]]"
+WHOLE_REPLY_RE = re.compile(rf"^\W*(?:{FRACTION}|({NUM}))\W*$")  # "10", "10/10", "**9**."
 OBJECT_RE = re.compile(r"\{.*\}", re.DOTALL)
 
 
@@ -86,28 +93,54 @@ def parse_judge_score(text: str, scale: tuple[float, float] = (1, 10)) -> JudgeS
     if isinstance(data, dict):
         raw_score = next((data[k] for k in SCORE_KEYS if k in data), None)
         reason = str(next((data[k] for k in REASON_KEYS if data.get(k)), ""))
-    score = to_number(raw_score)
-    if score is None:
-        match = LOOSE_SCORE_RE.search(text)
-        score = float(match.group(1)) if match else None
+    low, high = scale
+    score = to_number(raw_score, high) if isinstance(data, dict) else _bare_json_number(data, high)
+    for pattern in (BRACKETED_RE, LOOSE_SCORE_RE, WHOLE_REPLY_RE):
+        match = pattern.search(text.strip()) if score is None else None
+        if match:
+            score = _match_score(match, high)
     if score is None:
         raise InvalidAnswer("no_score", f"no numeric score in the reply {text.strip()[:120]!r}")
-    low, high = scale
     if not low <= score <= high:
         raise InvalidAnswer("score_out_of_range", f"score {score:g} is outside {low:g}..{high:g}")
     return JudgeScore(score, reason or text.strip()[:500])
 
 
-def to_number(value: Any) -> float | None:
-    """10, 9.5, "10", " 8/10 ", "7.5 out of 10" -> the (first) number; None when there is none."""
+def to_number(value: Any, high: float = 10) -> float | None:
+    """10, 9.5, "10", " 8/10 ", "7.5 out of 10" -> the score on a scale topped by `high` ("4/5" -> 8
+    when high is 10); None when there is no number."""
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int | float):
         return float(value)
     if isinstance(value, str):
+        fraction = re.search(FRACTION, value)
+        if fraction:
+            return _rescale(float(fraction.group(1)), float(fraction.group(2)), high)
         match = NUMBER_RE.search(value)
         return float(match.group(0)) if match else None
     return None
+
+
+def _rescale(numerator: float, denominator: float, high: float) -> float:
+    """N/D on a scale topped by `high`: N itself when D is `high`, else N * high / D."""
+    if denominator in (0, high):
+        return numerator
+    return numerator * high / denominator
+
+
+def _match_score(match: re.Match[str], high: float) -> float:
+    """The score in a FRACTION-or-NUM match (groups 1-2: N/D, group 3: a plain number)."""
+    if match.group(1) is not None:
+        return _rescale(float(match.group(1)), float(match.group(2)), high)
+    return float(match.group(3))
+
+
+def _bare_json_number(data: Any, high: float) -> float | None:
+    """A reply that is JSON but not an object: 8, "8/10", [[8]], [8]."""
+    while isinstance(data, list) and len(data) == 1:
+        data = data[0]
+    return to_number(data, high) if isinstance(data, int | float | str) else None
 
 
 def _json_object(text: str) -> Any:

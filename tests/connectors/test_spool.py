@@ -52,7 +52,9 @@ def test_student_served_call_with_tool_calls(tmp_path: Path) -> None:
     assert (item.latency_ms, item.cost_usd) == (41.5, 0.000001)
     assert item.request["tools"][0]["function"]["name"] == "get_weather"
     assert item.response["message"]["tool_calls"][0]["function"]["name"] == "get_weather"
-    assert item.metadata == {"spool_id": "req-1", "served_by": "student", "fallback_reason": None}
+    assert item.metadata == {
+        "spool_id": "req-1", "served_by": "student", "fallback_reason": None, "provenance": "student"
+    }  # fmt: skip
 
 
 def test_teacher_fallback_and_shadow_answer(tmp_path: Path) -> None:
@@ -66,6 +68,7 @@ def test_teacher_fallback_and_shadow_answer(tmp_path: Path) -> None:
     assert (
         fallback.metadata["served_by"] == "teacher"
         and fallback.metadata["fallback_reason"] == "low_confidence"
+        and fallback.metadata["provenance"] == "fallback"  # a teacher answer that is a new label
     )
     assert shadowed.metadata["teacher_response"] == {
         "message": {"role": "assistant", "content": "A"},

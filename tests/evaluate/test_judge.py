@@ -44,4 +44,4 @@ def test_judge_scores_are_rescaled_and_averaged() -> None:
     judged = result.models["s"].get("judge_score")
     # two answers scored 10 -> 1.0 and two scored 4 -> 1/3 on the 1..10 scale
     assert judged.value == pytest.approx((1.0 + 1.0 + 1 / 3 + 1 / 3) / 4)
-    assert result.models["s"].primary_metric == "rouge_l"
+    assert result.models["s"].primary_metric == "semantic_agreement"

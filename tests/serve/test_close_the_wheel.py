@@ -193,7 +193,7 @@ def test_a_planted_quality_drop_triggers_and_rolls_back_when_configured(make_har
     assert reason.startswith("auto_rollback: live agreement of support-v1 below the floor")
 
 
-def test_chat_shadow_pairs_are_scored_offline_with_rouge(make_harness) -> None:
+def test_chat_shadow_pairs_are_scored_offline_by_semantic_agreement(make_harness) -> None:
     echo = ScriptedStudent(lambda text: (f"teacher says: {text}" if "1" in text else "no idea", None))
     harness = make_harness({"chat": echo}, serve={"shadow_rate": 1.0})
     config = write_config(harness.home, auto_rollback=False)
@@ -219,4 +219,5 @@ def test_chat_shadow_pairs_are_scored_offline_with_rouge(make_harness) -> None:
         ).fetchall()
     )
     ((model_id, metric, value, n, target),) = rows
-    assert (model_id, metric, n, target) == ("chat-v1", "rouge_l", 4, 0.9) and 0.25 <= value < 0.5
+    # the teacher's echo is repeated for "hello 1" only: 1 of 4 answers agrees (chat's target is 0.85)
+    assert (model_id, metric, value, n, target) == ("chat-v1", "semantic_agreement", 0.25, 4, 0.85)

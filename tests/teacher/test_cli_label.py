@@ -72,6 +72,13 @@ def test_label_replay_relabel_synthesize_json(tmp_path: Path) -> None:
         code, relabel = invoke([*base, "--mode", "relabel", "--splits", "train"], env)
         assert code == 0 and (relabel["labeled"], relabel["calls"], relabel["failed"]) == (9, 9, 0)
         assert relabel["cost_usd"] > 0 and relabel["snapshot_id"] == "support.v1"
+        # no served traffic yet: nothing is flagged, the budget goes in snapshot order
+        assert relabel["expected_gain"] | {"by_reason": {}, "by_top_reason": {}} == {
+            "served": 0, "flagged": 0, "by_reason": {}, "by_top_reason": {}, "selected": 0,
+            "estimated_errors": 0, "estimated_errors_covered": 0, "share_of_errors_covered": None,
+            "uniform_share": None, "gain_vs_uniform": None,
+        }  # fmt: skip
+        assert replay["expected_gain"] is None
         code, again = invoke([*base, "--mode", "relabel", "--splits", "train"], env)
         assert (again["cached"], again["calls"], again["cost_usd"]) == (9, 0, 0)
         code, synth = invoke([*base, "--mode", "synthesize", "--per-slice", "2"], env)

@@ -74,6 +74,15 @@ def test_near_duplicates_are_caught() -> None:
         ('```json\n{"rating": "7/10", "explanation": "ok"}\n```', 7.0),
         ('Sure! Here is my verdict: {"score": 9.5, "reason": "fine"} Thanks.', 9.5),
         ("Score: 6 - mostly right", 6.0),
+        # read whole: "10" is ten (a first-digit parser reads it as 1, the worst score)
+        ("10", 10.0),
+        ("10/10", 10.0),
+        ("[[10]]", 10.0),
+        ("The answer matches the reference.\n\nRating: [[8]]", 8.0),
+        ("**9**.", 9.0),
+        ('{"score": "4/5", "reason": "minor gap"}', 8.0),  # rescaled to the 1-10 scale
+        ("Score: 7.5 out of 10", 7.5),
+        ("[9]", 9.0),
     ],
 )
 def test_judge_replies_parse_robustly(reply: str, score: float) -> None:
