@@ -203,7 +203,7 @@ def label_stage(
 
 def _threshold(loop: Loop, workload_id: str) -> float:
     """The student's confidence threshold in `flywheel serve` (what counts as unsure)."""
-    from flywheel.serve.settings import ServeConfig
+    from flywheel.config.serve import ServeConfig
 
     serve = loop.config.serve or ServeConfig()
     return serve.thresholds.get(workload_id, serve.confidence_threshold)

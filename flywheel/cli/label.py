@@ -71,7 +71,7 @@ def _served_priorities(config: Any, workload: Any, warehouse: Any, mode: str) ->
     if mode == "replay":
         return [], None
     from flywheel.active import active_report
-    from flywheel.serve.settings import ServeConfig
+    from flywheel.config.serve import ServeConfig
 
     serve = config.serve or ServeConfig()
     threshold = serve.thresholds.get(workload.id, serve.confidence_threshold)
