@@ -207,6 +207,12 @@ def prioritize(examples: Sequence[Any], priorities: Sequence[ServedPriority]) ->
     )
 
 
+def rare_slices(warehouse: Warehouse, workload_id: str, snapshot_id: str) -> list[str]:
+    """Slices curation flagged rare in this snapshot (client slices are not example slices)."""
+    rows = warehouse.read(lambda con: con.execute(RARE_SQL, [workload_id, snapshot_id]).fetchall())
+    return sorted(row[0] for row in rows)
+
+
 def synthesis_slices(rare: Sequence[str], priorities: Sequence[ServedPriority]) -> list[str]:
     """Slices to synthesize for: those where served calls went wrong (heaviest first), then the rare."""
     weights = slice_weights(priorities)

@@ -172,41 +172,17 @@ def label_stage(
     mode: str = "replay",
     max_usd: float | None = None,
     progress: Progress = None,
+    *,
+    snapshot_id: str | None = None,
+    splits: tuple[str, ...] = ("train", "val"),
+    per_slice: int = 20,
 ) -> dict[str, Any]:
-    """Label the latest snapshot; replay costs nothing, relabel/synthesize need a live teacher."""
-    from flywheel.datasets import latest_snapshot_id, load_examples
-    from flywheel.teacher import label_examples, make_client
+    """Label a snapshot (flywheel/teacher/stage.py); replay costs nothing, relabel/synthesize need a
+    live teacher and spend where serving showed the student wrong first."""
+    from flywheel.teacher.stage import LabelRequest, label_snapshot
 
-    workload = loop.workload(workload_id)
-    snapshot_id = latest_snapshot_id(loop.warehouse, workload_id)
-    examples = load_examples(loop.warehouse, workload_id, snapshot_id, splits=("train", "val"))
-    client = None if mode == "replay" else make_client(loop.config.teacher_for(workload_id))
-    gain = None
-    if mode == "relabel":  # the budget goes first where serving showed the student wrong or unsure
-        from flywheel.active import active_report, prioritize
-
-        priorities, gain = active_report(loop.warehouse, workload, _threshold(loop, workload_id))
-        examples = prioritize(examples, priorities)
-    report = label_examples(
-        examples,
-        workload,
-        mode,  # type: ignore[arg-type]
-        client=client,
-        warehouse=loop.warehouse,
-        prices=loop.prices,
-        max_usd=max_usd if max_usd is not None else loop.config.teacher_for(workload_id).max_usd,
-        progress=progress,
-        snapshot_id=snapshot_id,
-    )
-    return report.as_dict() | {"snapshot_id": snapshot_id, "expected_gain": gain}
-
-
-def _threshold(loop: Loop, workload_id: str) -> float:
-    """The student's confidence threshold in `flywheel serve` (what counts as unsure)."""
-    from flywheel.config.serve import ServeConfig
-
-    serve = loop.config.serve or ServeConfig()
-    return serve.thresholds.get(workload_id, serve.confidence_threshold)
+    request = LabelRequest(mode, snapshot_id, splits, max_usd, per_slice)
+    return label_snapshot(loop.config, loop.warehouse, loop.prices, workload_id, request, progress)
 
 
 def train_stage(

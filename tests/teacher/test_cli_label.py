@@ -67,7 +67,10 @@ def test_label_replay_relabel_synthesize_json(tmp_path: Path) -> None:
         base = ["--home", str(home), "--config", str(path), "label", "--workload", "support"]
         env = {"FAKE_TEACHER_KEY": API_KEY}
 
+        # the same default splits as a flywheel turn's label stage (train and val)...
         code, replay = invoke([*base, "--mode", "replay"], env)
+        assert code == 0 and (replay["labeled"], replay["calls"], replay["cost_usd"]) == (9, 0, 0)
+        code, replay = invoke([*base, "--mode", "replay", "--splits", "train,val,eval"], env)
         assert code == 0 and (replay["labeled"], replay["calls"], replay["cost_usd"]) == (12, 0, 0)
         code, relabel = invoke([*base, "--mode", "relabel", "--splits", "train"], env)
         assert code == 0 and (relabel["labeled"], relabel["calls"], relabel["failed"]) == (9, 9, 0)
