@@ -78,4 +78,6 @@ def costs_task(config: str, home: str | None, workload: str) -> dict[str, Any]:
     name="serve-demo-day", retries=1, retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=_retry_if_transient
 )
 def serve_demo_day_task(config: str, home: str | None, seed: int, size: int) -> dict[str, Any]:
-    return stages.demo_serving_stage(stages.Loop.open(config, home), seed, size)
+    from flywheel.demo.serving import demo_serving_stage
+
+    return demo_serving_stage(stages.Loop.open(config, home), seed, size)

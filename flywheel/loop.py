@@ -379,15 +379,3 @@ def costs_stage(loop: Loop, workload_id: str, hardware: str = DEFAULT_PROFILE) -
     sync_served(loop)
     record_assumptions(loop.warehouse, loop.prices, serving=profile, teacher_models=teachers)
     return savings_report(loop.warehouse, workload_id)
-
-
-def demo_serving_stage(loop: Loop, seed: int = 7, size: int = 300) -> dict[str, Any]:
-    """The demo's day of fresh traffic through `serve` (flywheel/demo/serving.py), then the ledger."""
-    from flywheel.costs import savings_report
-    from flywheel.demo.serving import serve_demo_day
-
-    served = serve_demo_day(loop.config, loop.home, seed=seed, size=size)
-    for workload in loop.config.workloads:
-        costs_stage(loop, workload.id)
-    report = savings_report(loop.warehouse)
-    return served | {"ledger": report["workloads"], "totals": report["totals"]}

@@ -27,6 +27,18 @@ from flywheel.testing.oracles import last_user_text, lookup_oracle
 CONCURRENCY = 16
 
 
+def demo_serving_stage(loop: Any, seed: int = 7, size: int = 300) -> dict[str, Any]:
+    """The demo's day of fresh traffic through `serve`, then the ledger (the flows' serve-demo-day task)."""
+    from flywheel.costs import savings_report
+    from flywheel.loop import costs_stage
+
+    served = serve_demo_day(loop.config, loop.home, seed=seed, size=size)
+    for workload in loop.config.workloads:
+        costs_stage(loop, workload.id)
+    report = savings_report(loop.warehouse)
+    return served | {"ledger": report["workloads"], "totals": report["totals"]}
+
+
 def serve_demo_day(config: FlywheelConfig, home: Path, seed: int = 7, size: int = 300) -> dict[str, Any]:
     """Serve `size` fresh requests per workload; {"served", "by_workload": {w: {route: n}}, ...}."""
     from flywheel.serve.champions import ChampionWatcher, read_manifest

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from flywheel.loop import demo_serving_stage
+from flywheel.demo.serving import demo_serving_stage
 from tests.bundle.loop import demo_workload, run_turn, write_config
 
 pytestmark = pytest.mark.slow
