@@ -163,8 +163,7 @@ def fail(as_json: bool, message: str, code: int = 1, **extra: Any) -> NoReturn:
 @contextmanager
 def guarded(as_json: bool) -> Iterator[None]:
     """Turn the library's user-facing errors into one clear message and a non-zero exit."""
-    from flywheel.datasets.snapshots import NoSnapshot
-    from flywheel.store.db import WarehouseBusy
+    from flywheel.store.db import NoSnapshot, WarehouseBusy
 
     try:
         yield

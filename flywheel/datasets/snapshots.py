@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from flywheel.config import WorkloadConfig
 from flywheel.records import Example, canonical_dumps
-from flywheel.store.db import Warehouse
+from flywheel.store.db import NoSnapshot, Warehouse
 
 SPLITS = ("train", "val", "eval")
 EXAMPLE_SCHEMA = pa.schema(
@@ -48,10 +48,6 @@ EXAMPLE_SCHEMA = pa.schema(
     ]
 )
 CURATION_KEYS = ("task", "labels", "json_schema", "tools", "label_parser", "curation")
-
-
-class NoSnapshot(LookupError):
-    """The workload has no dataset snapshot yet: curate first."""
 
 
 

@@ -40,6 +40,10 @@ DEFAULT_TIMEOUT_S = 120.0
 ROW_GROUP_ROWS = 30_720  # a multiple of 2,048, as DuckDB requires
 
 
+class NoSnapshot(LookupError):
+    """The workload has no dataset snapshot yet: curate first."""
+
+
 class WarehouseBusy(RuntimeError):
     """The warehouse stayed locked by another process for longer than the timeout."""
 

@@ -43,7 +43,7 @@ def label_snapshot(
     """Run the label stage; the LabelReport's dict plus snapshot id, teacher model and expected gain."""
     from flywheel.active import active_report
     from flywheel.datasets import latest_snapshot_id, load_examples
-    from flywheel.datasets.snapshots import NoSnapshot
+    from flywheel.store.db import NoSnapshot
     from flywheel.teacher import make_client
 
     workload = config.workload(workload_id)

@@ -3,6 +3,8 @@ power check that turns an unresolvable failure into `insufficient_eval`."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from flywheel.config import GateConfig
@@ -157,25 +159,25 @@ def test_workflow_stores_insufficient_eval_keeps_the_champion_and_reports_the_ta
     assert f"about {payload['eval_rows_needed']} eval rows" in text
 
 
-def test_cli_evaluate_shows_the_target_and_the_rows_needed(tmp_path, monkeypatch) -> None:
-    import json
+def cli_with_a_fake_student(
+    tmp_path, monkeypatch, scale: int, wrong_every: int
+) -> tuple[Any, list[str], Any]:
+    """`flywheel evaluate -w support-routing` args over a candidate answering `wrong_one_in(wrong_every)`
+    on examples(scale) (teacher references), with training and snapshots stubbed out."""
     import sys
     import types
     from pathlib import Path
 
-    from typer.testing import CliRunner
-
-    from flywheel.cli import app
     from flywheel.demo import demo_config_path
     from flywheel.store.db import Warehouse
 
-    data = examples(1, gold=False)
+    data = examples(scale, gold=False)
     for example in data:
         example.workload_id = "support-routing"
     datasets = types.ModuleType("flywheel.datasets")
     datasets.load_examples = lambda warehouse, workload_id, splits: data  # type: ignore[attr-defined]
     student = types.ModuleType("flywheel.train.student")
-    student.load_student = lambda path: wrong_one_in(10, Path(path).name)  # type: ignore[attr-defined]
+    student.load_student = lambda path: wrong_one_in(wrong_every, Path(path).name)  # type: ignore[attr-defined]
     student.read_manifest = lambda path: {}  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "flywheel.datasets", datasets)
     monkeypatch.setitem(sys.modules, "flywheel.train.student", student)
@@ -183,6 +185,17 @@ def test_cli_evaluate_shows_the_target_and_the_rows_needed(tmp_path, monkeypatch
     warehouse = Warehouse(home / "warehouse.duckdb")
     insert_model(warehouse, home, "support-routing/cand/1", workload_id="support-routing")
     args = ["--home", str(home), "--config", str(demo_config_path()), "evaluate", "-w", "support-routing"]
+    return warehouse, args, home
+
+
+def test_cli_evaluate_shows_the_target_and_the_rows_needed(tmp_path, monkeypatch) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from flywheel.cli import app
+
+    _, args, _ = cli_with_a_fake_student(tmp_path, monkeypatch, scale=1, wrong_every=10)
     runner = CliRunner()
     shown = runner.invoke(app, [*args, "--resamples", "400", "--dry-run"])
     assert shown.exit_code == 0, shown.output
@@ -200,33 +213,15 @@ def test_evaluate_after_a_decision_shows_that_decision_and_its_reasons(tmp_path,
     """`flywheel evaluate -w W` right after a turn re-judges what the turn judged (dry run): the same
     decision and reasons as the turn's decision line, never a bare `no_candidates`."""
     import json
-    import sys
-    import types
-    from pathlib import Path
 
     from typer.testing import CliRunner
 
     from flywheel.cli import app
     from flywheel.cli.run import decision_line
-    from flywheel.demo import demo_config_path
     from flywheel.registry import Registry
     from flywheel.report import summarize_turn
-    from flywheel.store.db import Warehouse
 
-    data = examples(3, gold=False)
-    for example in data:
-        example.workload_id = "support-routing"
-    datasets = types.ModuleType("flywheel.datasets")
-    datasets.load_examples = lambda warehouse, workload_id, splits: data  # type: ignore[attr-defined]
-    student = types.ModuleType("flywheel.train.student")
-    student.load_student = lambda path: wrong_one_in(1, Path(path).name)  # type: ignore[attr-defined]
-    student.read_manifest = lambda path: {}  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "flywheel.datasets", datasets)
-    monkeypatch.setitem(sys.modules, "flywheel.train.student", student)
-    home = tmp_path / "home"
-    warehouse = Warehouse(home / "warehouse.duckdb")
-    insert_model(warehouse, home, "support-routing/cand/1", workload_id="support-routing")
-    args = ["--home", str(home), "--config", str(demo_config_path()), "evaluate", "-w", "support-routing"]
+    warehouse, args, home = cli_with_a_fake_student(tmp_path, monkeypatch, scale=3, wrong_every=1)
     runner = CliRunner()
     first = json.loads(runner.invoke(app, [*args, "--resamples", "400", "--json"]).stdout)
     assert first["decision"] == "reject" and "agreement_below_target" in first["reasons"]
