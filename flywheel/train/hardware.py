@@ -40,10 +40,13 @@ class Hardware:
 
 def cpu_threads(environ: dict[str, str] | None = None, load: float | None = None) -> int:
     """Threads for torch: FLYWHEEL_TORCH_THREADS, else the CPUs this process may use minus the ones
-    other processes keep busy (1-minute load average).
+    other processes keep busy right now.
 
     Why not always every CPU: OpenMP threads spin at barriers, so on an oversubscribed machine 2
     threads on 2 busy cores ran MiniLM training 3-4x slower than 1 thread (measured here, load ~5).
+    "Busy right now" is the runnable count of /proc/loadavg (minus this thread) sampled over 0.1 s,
+    not the 1-minute load average: that one counts this process's own recent work (curation, the
+    previous candidate) as another's, and gave a quiet machine's demo 1 thread of 2.
     """
     environ = os.environ if environ is None else environ
     override = environ.get(THREADS_ENV, "").strip()
@@ -57,11 +60,28 @@ def cpu_threads(environ: dict[str, str] | None = None, load: float | None = None
     except AttributeError:  # not Linux
         cpus = os.cpu_count() or 1
     if load is None:
-        try:
-            load = os.getloadavg()[0]
-        except OSError:
-            load = 0.0
+        load = others_running()
     return max(1, min(cpus, round(cpus - load)))
+
+
+def others_running(samples: int = 10, interval_s: float = 0.01) -> float:
+    """Runnable threads of other work right now: the median of /proc/loadavg's running count minus
+    the thread reading it; the 1-minute load average where /proc is missing."""
+    import statistics
+    import time
+
+    counts = []
+    for _ in range(samples):
+        try:
+            with open("/proc/loadavg") as handle:
+                counts.append(int(handle.read().split()[3].split("/")[0]) - 1)
+        except (OSError, IndexError, ValueError):
+            try:
+                return os.getloadavg()[0]
+            except OSError:
+                return 0.0
+        time.sleep(interval_s)
+    return max(0.0, statistics.median(counts))
 
 
 def configure_threads(environ: dict[str, str] | None = None) -> int:

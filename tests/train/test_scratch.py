@@ -43,3 +43,21 @@ def test_hardware_on_this_machine_is_cpu_fp32() -> None:
     assert cpu_threads({}, load=0.0) >= 1
     assert cpu_threads({}, load=64.0) == 1  # a saturated machine gets one thread, not a spin-fight
     detect_hardware()  # back to the default thread count for the other tests
+
+
+def test_threads_count_other_work_running_now_not_our_own_past() -> None:
+    """Two busy processes are seen as other work; this process's own history is not."""
+    import subprocess
+    import sys
+    import time
+
+    from flywheel.train.hardware import others_running
+
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        time.sleep(0.3)
+        assert others_running() >= 1
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
