@@ -130,27 +130,31 @@ def fit_schema_tool(
     model.train()
     history, tokens, started, step = [], 0, time.perf_counter(), 0
     while step < total:
-        for kind, chunk in _schedule(choosers, fills, group, batch, rng):
-            if step >= total:
-                break
+        for kind, chunk in _schedule(choosers, fills, group, batch, rng)[: total - step]:
             if kind == "choose":
                 loss, seen = _chooser_loss(model, tokenizer, chunk, pool, options, rng)
             else:
                 loss, seen = _fill_loss(model, tokenizer, chunk, options)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
+            _update(model, loss, optimizer, scheduler)
             step, tokens = step + 1, tokens + seen
             if step % 10 == 0 or step == total:
-                history.append({"step": step, "loss": float(loss), "epoch": round(step / per_epoch, 3),
-                                "learning_rate": scheduler.get_last_lr()[0]})  # fmt: skip
+                row = {"step": step, "loss": float(loss.detach()), "epoch": round(step / per_epoch, 3)}
+                history.append(row | {"learning_rate": scheduler.get_last_lr()[0]})
             if progress is not None:
                 progress(step, total)
     model.eval()
     rate = tokens / max(time.perf_counter() - started, 1e-9)
     return history, rate, {"chooser_examples": len(choosers), "parameter_questions": len(fills)}
+
+
+def _update(model: Any, loss: Any, optimizer: Any, scheduler: Any) -> None:
+    import torch
+
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad()
 
 
 def _options(settings: Any) -> Any:
