@@ -90,6 +90,11 @@ def run(args: argparse.Namespace) -> None:
         robustness(predictor, [item_example(i, n) for n, i in enumerate(items)])
 
 
+def report_progress(name: str, done: int, total: int) -> None:
+    if done % 50 == 0 or done == total:
+        print(f"  {name}: step {done}/{total}", flush=True)
+
+
 def score(predictor, workload, test, by_id) -> None:
     from flywheel.evaluate.runner import evaluate_predictors
     from flywheel.recipes.bfcl_split import acceptable
