@@ -14,7 +14,7 @@ import typer
 
 from flywheel.cli.app import JsonOpt, Table, app, emit, fail, guarded, out, state
 
-NameArg = typer.Argument(..., help="Recipe: banking77 | snips")
+NameArg = typer.Argument(..., help="Recipe: banking77 | snips | tau-retail")
 DataOpt = typer.Option(None, "--data", help="Dataset directory (default: <repo>/../shared/data/<recipe>)")
 
 
@@ -23,7 +23,7 @@ def recipe(
     name: str = NameArg,
     out_dir: Path = typer.Option(..., "--out", help="Where flywheel.yaml (and derived traffic) go"),
     data: Path | None = DataOpt,
-    limit: int | None = typer.Option(None, "--limit", help="Use a seeded random subset of N rows"),
+    limit: int | None = typer.Option(None, "--limit", help="Use a seeded random subset of N rows (tasks)"),
     noise: float = typer.Option(0.0, "--noise", help="Replace this share of answers by wrong ones"),
     seed: int = typer.Option(0, "--seed"),
     epochs: float | None = typer.Option(None, "--epochs", help="Override the students' epochs"),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flywheel.recipes import banking77, snips
+from flywheel.recipes import banking77, snips, tau_recipe
 from flywheel.recipes.common import (
     DEFAULT_DATA_ROOT,
     Recipe,
@@ -21,7 +21,7 @@ from flywheel.recipes.common import (
     RecipeOutput,
 )
 
-RECIPES: dict[str, Recipe] = {recipe.name: recipe for recipe in (banking77.RECIPE, snips.RECIPE)}
+RECIPES: dict[str, Recipe] = {r.name: r for r in (banking77.RECIPE, snips.RECIPE, tau_recipe.RECIPE)}
 
 
 def get_recipe(name: str) -> Recipe:
@@ -32,7 +32,8 @@ def get_recipe(name: str) -> Recipe:
 
 def default_data(name: str) -> Path:
     """<repo>/../shared/data/<name>: where the project's machines keep the public datasets."""
-    return DEFAULT_DATA_ROOT / name
+    recipe = RECIPES.get(name)
+    return DEFAULT_DATA_ROOT / (recipe.data_name if recipe and recipe.data_name else name)
 
 
 def write_recipe(

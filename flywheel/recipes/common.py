@@ -77,6 +77,7 @@ class Recipe:
     write: Callable[[Path, Path, RecipeOptions], RecipeOutput]
     gold: Callable[[Path, WorkloadConfig], list[Example]]  # the held-out examples with gold answers
     required: tuple[str, ...]  # files (globs) that must exist under the data directory
+    data_name: str | None = None  # its directory under ../shared/data when not the recipe's name
 
     def check_data(self, data: Path) -> None:
         for pattern in self.required:

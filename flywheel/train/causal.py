@@ -1,5 +1,10 @@
 """Causal students (scratch and Hub/local bases): build model + tokenizer, then fit with the configured
 distillation mode (SFT on teacher answers, logit KD from a local teacher, or sparse top-k KD).
+
+SFT trains on rows tokenized here, exactly as the served student reads its input: the prompt rendered
+by `formatting.render_prompt` (tools through the chat template when it takes them), cut from the LEFT
+to the prompt budget the student serves with (max_seq_length - max_new_tokens), so the oldest turns go
+and the latest turns and the whole answer stay; labels cover the answer only.
 """
 
 from __future__ import annotations
@@ -8,8 +13,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from flywheel.records import Example
+from flywheel.train.bases import load_base
 from flywheel.train.config import TrainSettings
-from flywheel.train.formatting import messages_row, prompt_completion_row, prompt_messages, target_text
+from flywheel.train.formatting import (
+    messages_row,
+    prompt_budget,
+    prompt_messages,
+    render_conversation,
+    render_prompt,
+    target_text,
+    tool_rendering,
+)
 from flywheel.train.hardware import Hardware, quantization_config
 from flywheel.train.scratch import build_scratch_model, default_vocab_size, train_tokenizer
 from flywheel.train.sft import FitResult, fit_sft
@@ -57,7 +71,9 @@ def build_causal(
             vocab_size = teacher[0].config.get_text_config().vocab_size
         else:
             size = settings.options.vocab_size or default_vocab_size(settings.size)
-            tokenizer = train_tokenizer(tokenizer_corpus(train, task, settings.options.include_tools), size)
+            tokenizer = train_tokenizer(
+                tokenizer_corpus(train, task, bool(settings.options.include_tools)), size
+            )
             vocab_size = None
         model = build_scratch_model(tokenizer, settings.size, settings.max_seq_length, seed, vocab_size)
         return model, tokenizer
@@ -68,11 +84,14 @@ def load_pretrained_causal(settings: TrainSettings, hardware: Hardware) -> tuple
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(settings.base)
+    role = f"student {settings.name!r}:"
+    tokenizer = load_base(AutoTokenizer.from_pretrained, str(settings.base), role)
     ensure_chat_template(tokenizer)
     quantization = quantization_config(hardware, settings.options.qlora and settings.method == "lora")
-    model = AutoModelForCausalLM.from_pretrained(
-        settings.base,
+    model = load_base(
+        AutoModelForCausalLM.from_pretrained,
+        str(settings.base),
+        role,
         dtype=torch.bfloat16 if hardware.bf16 else torch.float32,
         quantization_config=quantization,
         device_map={"": 0} if quantization is not None else None,  # 4-bit weights load straight to the GPU
@@ -104,25 +123,42 @@ def max_new_tokens_for(tokenizer: Any, train: list[Example], task: str, max_seq_
     return max(4, min(max_seq_length // 2, int(longest * 1.25) + 4))
 
 
-def length_report(
-    settings: TrainSettings, model: Any, tokenizer: Any, train: list[Example], task: str
-) -> dict[str, Any]:
-    """How many training conversations (prompt + answer) fit max_seq_length; a warning when most do
-    not (SFT cuts the end: the answer). The length stays the configured one for causal students."""
-    from flywheel.train.fitting import choose_max_length, model_length_limit, token_lengths
-
-    include_tools = settings.options.include_tools
-    texts = [
-        tokenizer.apply_chat_template(
-            [*prompt_messages(e, include_tools), {"role": "assistant", "content": target_text(e, task)}],
-            tokenize=False,
+def token_rows(
+    tokenizer: Any, examples: list[Example], task: str, rendering: str | None, max_length: int, max_new: int
+) -> tuple[list[dict[str, Any]], list[int]]:
+    """SFT rows {"input_ids", "labels"} as the served student reads them (see the module docstring),
+    and each example's untruncated length (prompt + answer)."""
+    budget = prompt_budget(max_length, max_new)
+    rows, lengths = [], []
+    for example in examples:
+        prompt = render_prompt(tokenizer, example, rendering)
+        full = render_conversation(tokenizer, example, task, rendering)
+        # The answer as the template closes a turn (end-of-turn/EOS included, so the student learns to
+        # stop); a template that renders the prompt differently inside a finished chat gets answer+EOS.
+        answer = (
+            full[len(prompt) :]
+            if full.startswith(prompt)
+            else target_text(example, task) + tokenizer.eos_token
         )
-        for e in train
-    ]
-    lengths = token_lengths(tokenizer, texts)
+        prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        answer_ids = tokenizer(answer, add_special_tokens=False)["input_ids"]
+        lengths.append(len(prompt_ids) + len(answer_ids))
+        prompt_ids = prompt_ids[-budget:]
+        answer_ids = answer_ids[: max(1, max_length - len(prompt_ids))]
+        rows.append({"input_ids": prompt_ids + answer_ids, "labels": [-100] * len(prompt_ids) + answer_ids})
+    return rows, lengths
+
+
+def length_report(
+    model: Any, tokenizer: Any, lengths: list[int], max_length: int, rendering: str | None
+) -> dict[str, Any]:
+    """How many training conversations (prompt + answer) fit max_seq_length, and a warning when most do
+    not (their oldest turns are cut). The length stays the configured one for causal students."""
+    from flywheel.train.fitting import choose_max_length, model_length_limit
+
     limit = model_length_limit(tokenizer, model.config)
-    choice = choose_max_length(lengths, limit, settings.max_seq_length, "right (the answer)")
-    report: dict[str, Any] = {"max_length": choice.as_dict()}
+    choice = choose_max_length(lengths, limit, max_length, "left (the oldest turns; the answer is kept)")
+    report: dict[str, Any] = {"max_length": choice.as_dict(), "tools_rendering": rendering}
     if choice.warning:
         report["warnings"] = [choice.warning]
     return report
@@ -147,30 +183,35 @@ def fit_causal(
 
         teacher = load_teacher(str(options.distill.teacher), hardware)
     model, tokenizer = build_causal(settings, train, task, hardware, seed, teacher)
-    loss = choose_loss(options.loss, tokenizer)
+    include_tools = bool(options.include_tools)
+    # Logit and sparse distillation build their rows from plain messages: tools (if any) stay plain.
+    rendering = tool_rendering(tokenizer, include_tools) if options.distill.mode == "sequence" else None
+    rendering = rendering or ("plain" if include_tools else None)
     max_new = options.max_new_tokens or max_new_tokens_for(tokenizer, train, task, settings.max_seq_length)
+    rows, lengths = token_rows(tokenizer, train, task, rendering, settings.max_seq_length, max_new)
     common = {"seed": seed, "progress": progress, "resume": resume}
     extra: dict[str, Any] = {
         "distillation": options.distill.mode,
-        "fit": length_report(settings, model, tokenizer, train, task),
+        "tools_rendering": rendering,
+        "fit": length_report(model, tokenizer, lengths, settings.max_seq_length, rendering),
     }
+    loss = "completion"  # SFT rows carry labels on the answer only
     if options.distill.mode == "logits":
         from flywheel.train.distill import fit_logit_distill
 
-        rows = [messages_row(e, task, options.include_tools) for e in train]
+        loss = choose_loss(options.loss, tokenizer)
         fit = fit_logit_distill(
-            model, tokenizer, rows, teacher[0], settings, hardware, run_dir, max_new_tokens=max_new, **common
-        )
+            model, tokenizer, [messages_row(e, task, include_tools) for e in train], teacher[0],
+            settings, hardware, run_dir, max_new_tokens=max_new, **common,
+        )  # fmt: skip
     elif options.distill.mode == "sparse":
         from flywheel.train.distill import fit_sparse_kd, sparse_rows
 
-        rows, aligned = sparse_rows(
-            tokenizer, train, task, teacher_logprobs or {}, settings.max_seq_length, 20, options.include_tools
+        sparse, aligned = sparse_rows(
+            tokenizer, train, task, teacher_logprobs or {}, settings.max_seq_length, 20, include_tools
         )
         extra["sparse_kd_aligned_examples"] = aligned
-        fit = fit_sparse_kd(model, tokenizer, rows, settings, hardware, run_dir, **common)
+        fit = fit_sparse_kd(model, tokenizer, sparse, settings, hardware, run_dir, **common)
     else:
-        make_row = messages_row if loss == "assistant" else prompt_completion_row
-        rows = [make_row(e, task, options.include_tools) for e in train]
         fit = fit_sft(model, tokenizer, rows, settings, hardware, run_dir, loss=loss, **common)
     return CausalBuild(fit.model, tokenizer, fit, loss, max_new, extra)

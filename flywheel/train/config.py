@@ -64,9 +64,15 @@ class TrainOptions(_Strict):
     # Data and loss
     packing: bool = False
     loss: Literal["auto", "assistant", "completion"] = Field(
-        "auto", description="assistant: messages + generation markers; completion: prompt/completion"
+        "auto",
+        description="Logit distillation rows: assistant (generation markers) or completion; SFT always "
+        "trains on the answer tokens of rows tokenized as the served student reads them",
     )
-    include_tools: bool = Field(False, description="Put the tool list in the prompt (tool_call)")
+    include_tools: bool | None = Field(
+        None,
+        description="Show the request's tools to a causal student (through the chat template's `tools=` "
+        "when it takes them, else a plain list); None: on for tool_call workloads",
+    )
     kind_options: dict[str, Any] = Field(
         default_factory=dict, description="Settings of the student kind itself (its own options model)"
     )
@@ -138,6 +144,8 @@ def resolve_settings(candidate: StudentConfig, workload: WorkloadConfig) -> Trai
     learning_rate = candidate.learning_rate
     if "learning_rate" not in candidate.model_fields_set:
         learning_rate = default_learning_rate(candidate.kind, candidate.method)
+    if options.include_tools is None:  # a causal student cannot call tools it never saw
+        options.include_tools = workload.task == "tool_call" and candidate.kind in ("scratch", "causal-lm")
     base = candidate.base
     if base is None and kind.encoder:
         base = MINILM_ALIASES[0]

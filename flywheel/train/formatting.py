@@ -8,11 +8,18 @@ so any chat template renders them. Completion: the target as one string —
     chat            the text
 `parse_completion` is the inverse and returns an assistant message, so a student's answers look like
 the teacher's to every later stage.
+
+Tools (tool_call workloads, `include_tools`): when the tokenizer's chat template renders a `tools`
+argument itself (Qwen2.5, Llama 3.1+, SmolLM3, ...), the request's tool schemas go through it
+(`tools=`, rendering "template"); otherwise a plain system message lists them first, one
+`name(arg, optional_arg?)` line each (rendering "plain"). Training and serving render a prompt with the
+same `render_prompt` and the rendering recorded in the model's manifest, so they cannot drift apart.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 from typing import Any
 
 import orjson
@@ -20,6 +27,8 @@ import orjson
 from flywheel.records import Example, message_text
 
 ROLE_ALIASES = {"developer": "system", "function": "tool"}
+TOOLS_IN_TEMPLATE = re.compile(r"\btools\b")
+MIN_PROMPT_TOKENS = 8
 
 
 def compact_json(value: Any) -> str:
@@ -64,6 +73,47 @@ def prompt_messages(example: Example, include_tools: bool = False) -> list[dict[
         role = str(message.get("role", "user"))
         messages.append({"role": ROLE_ALIASES.get(role, role), "content": message_as_text(message)})
     return messages
+
+
+def tools_in_template(tokenizer: Any) -> bool:
+    """Whether the tokenizer's chat template renders a `tools=` argument itself."""
+    template = getattr(tokenizer, "chat_template", None)
+    if isinstance(template, dict):  # several named templates: the default one renders chats
+        template = template.get("default")
+    return isinstance(template, str) and TOOLS_IN_TEMPLATE.search(template) is not None
+
+
+def tool_rendering(tokenizer: Any, include_tools: bool) -> str | None:
+    """How a student sees the tools: "template" (the chat template's `tools=`), "plain", or None."""
+    if not include_tools:
+        return None
+    return "template" if tools_in_template(tokenizer) else "plain"
+
+
+def render_prompt(tokenizer: Any, example: Example, rendering: str | None) -> str:
+    """The student's input text for `example`, up to the start of its answer (train and serve)."""
+    return _render(tokenizer, prompt_messages(example, rendering == "plain"), example, rendering, True)
+
+
+def render_conversation(tokenizer: Any, example: Example, task: str, rendering: str | None) -> str:
+    """The prompt followed by the answer the student learns, as the template writes a finished turn."""
+    messages = [
+        *prompt_messages(example, rendering == "plain"),
+        {"role": "assistant", "content": target_text(example, task)},
+    ]
+    return _render(tokenizer, messages, example, rendering, False)
+
+
+def _render(
+    tokenizer: Any, messages: list[dict[str, str]], example: Example, rendering: str | None, generation: bool
+) -> str:
+    tools = {"tools": example.tools} if rendering == "template" and example.tools else {}
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation, **tools)
+
+
+def prompt_budget(max_seq_length: int, max_new_tokens: int) -> int:
+    """Prompt tokens a causal student keeps (the newest ones): the rest of its length is the answer's."""
+    return max(MIN_PROMPT_TOKENS, max_seq_length - max_new_tokens)
 
 
 def tools_summary(tools: list[dict[str, Any]]) -> str:

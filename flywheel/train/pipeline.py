@@ -323,26 +323,29 @@ def prune_and_heal(context: RunContext, built: Built, train: list[Example]) -> B
     heal_settings = context.settings.model_copy(update={"method": "full"})
     heal_settings.options = heal_settings.options.model_copy(update={"max_steps": options.heal_steps})
     if options.heal_steps > 0:
-        model = heal(context, heal_settings, model, built.tokenizer, train)
+        model = heal(context, heal_settings, model, built, train)
     manifest = {**built.manifest, "pruned_layers": dropped, "heal_steps": options.heal_steps}
     return Built(model, built.tokenizer, built.log_history, built.tokens_per_second, None, manifest)
 
 
-def heal(context: RunContext, settings: Any, model: Any, tokenizer: Any, train: list[Example]) -> Any:
+def heal(context: RunContext, settings: Any, model: Any, built: Built, train: list[Example]) -> Any:
     run_dir = context.run_dir / "heal"
     common = {"seed": context.seed, "progress": None, "resume": True}
+    tokenizer, manifest = built.tokenizer, built.manifest
     if settings.kind == "encoder-classifier":
         from flywheel.train.encoder import fit_encoder
 
         return fit_encoder(model, tokenizer, train, settings, context.hardware, run_dir, **common)[0].model
-    from flywheel.train.causal import choose_loss
-    from flywheel.train.formatting import messages_row, prompt_completion_row
+    from flywheel.train.causal import token_rows
     from flywheel.train.sft import fit_sft
 
-    loss = choose_loss(settings.options.loss, tokenizer)
-    make_row = messages_row if loss == "assistant" else prompt_completion_row
-    rows = [make_row(e, context.workload.task, settings.options.include_tools) for e in train]
-    return fit_sft(model, tokenizer, rows, settings, context.hardware, run_dir, loss=loss, **common).model
+    rows, _ = token_rows(
+        tokenizer, train, context.workload.task, manifest.get("tools_rendering"),
+        settings.max_seq_length, int(manifest["max_new_tokens"]),
+    )  # fmt: skip
+    return fit_sft(
+        model, tokenizer, rows, settings, context.hardware, run_dir, loss="completion", **common
+    ).model
 
 
 def save_int8_variant(

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from flywheel.records import Example, Prediction
-from flywheel.train.formatting import classifier_text, parse_completion, prompt_messages
+from flywheel.train.formatting import classifier_text, parse_completion, prompt_budget, render_prompt
 
 MANIFEST = "flywheel.json"
 INT8_WEIGHTS = "int8_state_dict.pt"
@@ -89,16 +89,20 @@ class CausalStudent:
         self.tokenizer = tokenizer
         self.batch_size = batch_size
         self.max_new_tokens = int(manifest.get("max_new_tokens") or 64)
-        self.max_prompt_tokens = max(8, int(manifest.get("max_seq_length") or 256) - self.max_new_tokens)
-        self.include_tools = bool(manifest.get("include_tools"))
+        self.max_prompt_tokens = prompt_budget(
+            int(manifest.get("max_seq_length") or 256), self.max_new_tokens
+        )
+        # The tools as training rendered them; models saved before `tools_rendering` used the plain list.
+        self.tools_rendering = manifest.get("tools_rendering") or (
+            "plain" if manifest.get("include_tools") else None
+        )
         tokenizer.padding_side = "left"
         tokenizer.truncation_side = "left"
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
 
     def prompt_text(self, example: Example) -> str:
-        messages = prompt_messages(example, self.include_tools)
-        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return render_prompt(self.tokenizer, example, self.tools_rendering)
 
     def predict(self, examples: list[Example]) -> list[Prediction]:
         prompts = [self.prompt_text(e) for e in examples]

@@ -32,7 +32,7 @@ def test_local_base_without_chat_template_gets_lora_and_a_generic_template(
         **common,
     )
     student = load_student(trained.path)
-    assert student.manifest["base"] == str(base.path) and student.manifest["loss"] == "assistant"
+    assert student.manifest["base"] == str(base.path) and student.manifest["loss"] == "completion"
     assert student.tokenizer.chat_template == GENERIC_CHAT_TEMPLATE
     assert trained.params == base.params  # LoRA merged back into the base shape
     assert len(student.predict(evaluation[:2])) == 2
