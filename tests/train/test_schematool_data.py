@@ -74,3 +74,21 @@ def test_training_items_from_a_call_and_a_text_reply() -> None:
     modes = {f.question.split(" (")[0]: (f.mode, f.span) for f in fills}
     assert modes["base"] == (SPAN, (11, 13)) and modes["height"][0] == SPAN
     assert modes["unit"] == (ABSENT, None) and modes["exact"] == (TRUE, None)
+
+
+def test_chooser_groups_are_capped_and_keep_the_right_function() -> None:
+    import random
+
+    from flywheel.train.kinds.schema_tool import SchemaToolOptions
+    from flywheel.train.schematool.data import Function
+    from flywheel.train.schematool.fit import ChooserItem, chooser_group
+
+    offered = tuple(Function(f"tool_{i}", f"does {i}", {}, ()) for i in range(16))
+    pool = [*offered, *(Function(f"other_{i}", "", {}, ()) for i in range(5))]
+    options = SchemaToolOptions(max_options=5, text_option_rate=0.0)
+    rng = random.Random(0)
+    for _ in range(20):
+        texts, index = chooser_group(ChooserItem("user: hi", offered, "tool_7"), pool, options, rng)
+        assert len(texts) == 5 and texts[index].startswith("tool 7.")
+    texts, index = chooser_group(ChooserItem("user: hi", offered, None), pool, options, rng)
+    assert index == 0 and len(texts) == 5

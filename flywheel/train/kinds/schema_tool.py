@@ -22,6 +22,7 @@ class SchemaToolOptions(BaseModel):
     text_option_rate: float = Field(
         0.1, ge=0, lt=1, description="Share of chooser groups whose right function is withheld (-> text)"
     )
+    max_options: int = Field(6, ge=2, description="Options per chooser group in training (text included)")
     chooser_group: int = Field(4, ge=1, description="Conversations per chooser step")
     max_length: int = Field(512, ge=64, le=512, description="Parameter question + conversation tokens")
     chooser_max_length: int = Field(192, ge=64, le=512, description="Function text + conversation tokens")

@@ -89,15 +89,20 @@ def parameter_items(function: Function, arguments: dict[str, Any], context: str)
 def chooser_group(
     item: ChooserItem, pool: list[Function], options: Any, rng: random.Random
 ) -> tuple[list[str], int]:
-    """(option texts, index of the right one): text option first, offered, then distractors."""
-    offered = list(item.offered)
+    """(option texts, index of the right one): the text option, the right function, a sample of
+    the other offered ones and distractors from other conversations, at most `max_options` in all
+    (an agent offering 16 tools would otherwise cost 17 encodings per conversation and step)."""
     target = item.target
     if target is not None and rng.random() < options.text_option_rate:
-        offered = [f for f in offered if f.name != target]
-        target = None
-    names = {f.name for f in offered} | ({item.target} if item.target else set())
-    distractors = [f for f in rng.sample(pool, min(len(pool), options.negatives + 4)) if f.name not in names]
-    candidates = offered + distractors[: options.negatives]
+        target = None  # the right function withheld: "reply in text" is then the answer
+    others = [f for f in item.offered if f.name != item.target]
+    rng.shuffle(others)
+    right = [f for f in item.offered if f.name == target]
+    room = options.max_options - 1 - len(right)
+    names = {f.name for f in item.offered}
+    sampled = rng.sample(pool, min(len(pool), options.negatives + 4))
+    distractors = [f for f in sampled if f.name not in names][: min(options.negatives, room)]
+    candidates = right + others[: room - len(distractors)] + distractors
     rng.shuffle(candidates)
     texts = [TEXT_OPTION, *(function_text(f) for f in candidates)]
     index = 0 if target is None else 1 + [f.name for f in candidates].index(target)
