@@ -104,7 +104,7 @@ def score(predictor, workload, test, by_id) -> None:
     model = result.models[predictor.name]
     figures = {m: model.get(m) for m in ("tool_name_accuracy", "tool_call_exact", "arguments_exact")}
     for name, estimate in figures.items():
-        print(f"  {name} {estimate.value:.4f} (95% CI {estimate.ci_low:.4f}-{estimate.ci_high:.4f})")
+        print(f"  {name} {ci(estimate)}")
     bfcl_ok = 0
     for example, prediction in zip(test, model.predictions, strict=True):
         valid = prediction.invalid_reason is None
@@ -130,6 +130,14 @@ def score(predictor, workload, test, by_id) -> None:
     figure(
         BENCH, "arguments exact (right name), unseen functions", round(figures["arguments_exact"].value, 4)
     )
+
+
+def ci(estimate) -> str:
+    if estimate is None or estimate.value is None:
+        return "undefined (no example to score)"
+    if estimate.ci_low is None:
+        return f"{estimate.value:.4f}"
+    return f"{estimate.value:.4f} (95% CI {estimate.ci_low:.4f}-{estimate.ci_high:.4f})"
 
 
 def replace_target(example, prediction):
