@@ -1,7 +1,7 @@
 """tau-bench retail multi-turn agent traffic: the schema-tool student on held-out tasks.
 
     .venv/bin/python bench/tau_retail_tool.py [--data ../shared/data/tau-bench-retail]
-        [--train-tasks 24] [--test-tasks 12] [--epochs 2] [--seed 0] [--write BENCHMARKS.md]
+        [--train-tasks 12] [--test-tasks 6] [--epochs 1.5] [--max-length 320] [--write BENCHMARKS.md]
 
 1. The tau-retail recipe (flywheel/recipes/tau_retail.py) turns each task into the conversation an
    agent following the policy has, executing every tool call against the task's own database copy:
@@ -39,10 +39,11 @@ BENCH = "tau_retail_tool"
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA_ROOT / "tau-bench-retail")
-    parser.add_argument("--train-tasks", type=int, default=24)
-    parser.add_argument("--test-tasks", type=int, default=12)
-    parser.add_argument("--epochs", type=float, default=2.0)
+    parser.add_argument("--train-tasks", type=int, default=12)
+    parser.add_argument("--test-tasks", type=int, default=6)
+    parser.add_argument("--epochs", type=float, default=1.5)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-length", type=int, default=320, help="Question + conversation tokens")
     parser.add_argument("--write", type=Path, default=None, help="Replace this section of BENCHMARKS.md")
     args = parser.parse_args()
     if not (args.data / "env" / "tasks_train.py").is_file():
@@ -54,7 +55,8 @@ def main() -> int:
         run(args)
         print(f"total {time.monotonic() - started:.0f} s")
     if args.write:
-        options = f"--train-tasks {args.train_tasks} --test-tasks {args.test_tasks} --epochs {args.epochs:g}"
+        options = (f"--train-tasks {args.train_tasks} --test-tasks {args.test_tasks} --epochs {args.epochs:g}"
+                   f" --max-length {args.max_length}")  # fmt: skip
         command = f"`.venv/bin/python bench/tau_retail_tool.py {options}`"
         replace_section(args.write, BENCH, f"{command}\n\n```\n{buffer.getvalue().strip()}\n```\n")
     return 0
@@ -93,7 +95,8 @@ def run(args: argparse.Namespace) -> None:
           f"{args.test_tasks} held-out tasks ({len(test)} steps, {len(calls)} tool-call turns)")  # fmt: skip
     workload = WorkloadConfig(id="tau-retail", task="tool_call")
     student = StudentConfig(name="schema-tool", kind="schema-tool", epochs=args.epochs, batch_size=16,
-                            max_seq_length=512, options={"val_examples": 0})  # fmt: skip
+                            max_seq_length=args.max_length, options={"val_examples": 0, "kind_options": {
+                                "max_length": args.max_length, "chooser_max_length": 160}})  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="bench-tau-") as tmp:
         started = time.monotonic()
         trained = train_candidate(student, workload, train, [], out_dir=Path(tmp), snapshot_id=None,
