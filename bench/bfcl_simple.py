@@ -44,6 +44,8 @@ def main() -> int:
     parser.add_argument("--test-share", type=float, default=0.25, help="Share of FUNCTIONS held out")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--write", type=Path, default=None, help="Replace this section of BENCHMARKS.md")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="Score this model directory (same split) instead of training")  # fmt: skip
     args = parser.parse_args()
     if not (args.data / "BFCL_v4_simple_python.json").is_file():
         print(f"skip: BFCL_v4_simple_python.json not found under {args.data}")
@@ -78,6 +80,13 @@ def run(args: argparse.Namespace) -> None:
     workload = WorkloadConfig(id="bfcl-simple", task="tool_call")
     student = StudentConfig(name="schema-tool", kind="schema-tool", epochs=args.epochs, batch_size=16,
                             max_seq_length=512, options={"val_examples": 0})  # fmt: skip
+    if args.model is not None:
+        predictor = load_predictor(args.model)
+        print(f"scoring {args.model} ({predictor.manifest['model_id']}, trained in "
+              f"{predictor.manifest['train_seconds']:.0f} s on the same split)")  # fmt: skip
+        score(predictor, workload, test, {i.id: i for i in test_items})
+        robustness(predictor, [item_example(i, n) for n, i in enumerate(items)])
+        return
     with tempfile.TemporaryDirectory(prefix="bench-bfcl-") as tmp:
         started = time.monotonic()
         trained = train_candidate(

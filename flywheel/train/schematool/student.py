@@ -86,21 +86,54 @@ class SchemaToolStudent:
         offsets = batch.pop("offset_mapping").tolist()
         start, end, mode = self.model.fill(batch)
         mode_probs = mode.float().softmax(-1)
-        arguments, sure = {}, 1.0
+        arguments, sure, spans = {}, 1.0, []
         for row, name in enumerate(names):
             prop = function.properties[name]
             choice = decide_mode(mode_probs[row], prop, name in function.required)
             sure = min(sure, float(mode_probs[row][choice]))
-            if choice == ABSENT:
-                continue
             if choice in (TRUE, FALSE):
                 arguments[name] = choice == TRUE
-                continue
-            a, b = best_span(start[row], end[row], self.max_span_tokens)
-            value = coerce_value(context[offsets[row][a][0] : offsets[row][b][1]], prop)
-            if value is not None:
-                arguments[name] = value
-        return arguments, sure
+            elif choice == SPAN:
+                found = top_spans(start[row], end[row], self.max_span_tokens)
+                chars = [
+                    (score, word_bounds(context, offsets[row][a][0], offsets[row][b][1]))
+                    for score, a, b in found
+                ]
+                spans.append((name, prop, name in function.required, chars))
+        return arguments | assign_spans(spans, context), sure
+
+
+def word_bounds(context: str, start: int, end: int) -> tuple[int, int]:
+    """A span widened to whole words: a value never ends inside a word ("mitochond" -> "mitochondria")."""
+    while start > 0 and context[start - 1].isalnum() and context[start].isalnum():
+        start -= 1
+    while end < len(context) and end > 0 and context[end].isalnum() and context[end - 1].isalnum():
+        end += 1
+    return start, end
+
+
+def assign_spans(spans: list[tuple[str, dict, bool, list]], context: str) -> dict[str, Any]:
+    """Each span parameter's value, most confident first; two parameters never copy the same words.
+
+    A required parameter takes its best candidate span that is free and reads as its type; an
+    optional one whose best span is already taken by another parameter is left out (the span head
+    found nothing of its own for it: the usual sign of a default)."""
+    order = sorted(spans, key=lambda s: (not s[2], -(s[3][0][0] if s[3] else float("-inf"))))
+    taken: list[tuple[int, int]] = []
+    values: dict[str, Any] = {}
+    for name, prop, required, candidates in order:
+        readable = [
+            (a, b, v) for _, (a, b) in candidates if (v := coerce_value(context[a:b], prop)) is not None
+        ]
+        free = [(a, b, v) for a, b, v in readable if not any(a < e and s < b for s, e in taken)]
+        if not required and (not free or not readable or free[0] != readable[0]):
+            continue
+        # a required value must be there: a taken span beats none (the call would be invalid)
+        chosen = (free or readable or [None])[0]
+        if chosen is not None:
+            values[name] = chosen[2]
+            taken.append(chosen[:2])
+    return values
 
 
 def decide_mode(probs: Any, prop: dict[str, Any], required: bool) -> int:
@@ -111,17 +144,18 @@ def decide_mode(probs: Any, prop: dict[str, Any], required: bool) -> int:
     return max(allowed, key=lambda m: float(probs[m]))
 
 
-def best_span(start: Any, end: Any, max_tokens: int) -> tuple[int, int]:
-    """The (start, end) token pair with the highest summed logit, end within max_tokens of start."""
+def top_spans(start: Any, end: Any, max_tokens: int, k: int = 40) -> list[tuple[float, int, int]]:
+    """The k best (score, start, end) token spans by summed logit, end within max_tokens of start."""
     import torch
 
     start, end = start.float(), end.float()
     length = start.shape[0]
     scores = start[:, None] + end[None, :]
     band = torch.ones(length, length, dtype=torch.bool).triu().tril(max_tokens - 1)
-    scores = scores.masked_fill(~band, float("-inf"))
-    flat = int(scores.argmax())
-    return flat // length, flat % length
+    flat = scores.masked_fill(~band, float("-inf")).flatten()
+    best = flat.topk(min(k, flat.numel()))
+    pairs = zip(best.values.tolist(), best.indices.tolist(), strict=True)
+    return [(v, i // length, i % length) for v, i in pairs if v != float("-inf")]
 
 
 def call_message(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
