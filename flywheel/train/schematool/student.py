@@ -1,0 +1,174 @@
+"""The schema-tool student as a Predictor: reads the request's own tools, picks a function (or a
+text reply), fills each parameter from the conversation, coerces types and checks the schema.
+
+Confidence is the chooser's probability times the least sure parameter decision, and 0 when the
+call breaks the request's schema or the student would reply in text (it writes no free text), so
+`flywheel serve` routes those requests to the teacher.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flywheel.records import Example, Prediction
+from flywheel.train.formatting import compact_json
+from flywheel.train.schematool.data import (
+    ABSENT,
+    FALSE,
+    SPAN,
+    TEXT_OPTION,
+    TRUE,
+    Function,
+    coerce_value,
+    context_text,
+    function_text,
+    offered_functions,
+    param_types,
+    question,
+)
+from flywheel.train.schematool.model import encode_pairs
+
+
+class SchemaToolStudent:
+    def __init__(self, manifest: dict[str, Any], model: Any, tokenizer: Any, batch_size: int = 32) -> None:
+        self.manifest = manifest
+        self.name = manifest.get("model_id") or manifest["name"]
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        tokenizer.truncation_side = "left"
+        options = manifest.get("schema_tool") or {}
+        self.max_length = int(options.get("max_length", 512))
+        self.chooser_max_length = int(options.get("chooser_max_length", 192))
+        self.max_span_tokens = int(options.get("max_span_tokens", 40))
+
+    def predict(self, examples: list[Example]) -> list[Prediction]:
+        return [self._predict(e) for e in examples]
+
+    def _predict(self, example: Example) -> Prediction:
+        import torch
+
+        started = time.perf_counter()
+        context = context_text(example.messages)
+        offered = offered_functions(example.tools or (example.request or {}).get("tools"))
+        with torch.inference_mode():
+            function, chosen_p, prompt_tokens = self._choose(context, offered)
+            if function is None:
+                message, confidence = {"role": "assistant", "content": ""}, 0.0
+            else:
+                arguments, fill_p = self._fill(function, context)
+                message = call_message(function.name, arguments)
+                confidence = chosen_p * fill_p if schema_ok(function, arguments) else 0.0
+        return Prediction(
+            message=message,
+            confidence=confidence,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=len(message.get("tool_calls") or []),
+            latency_ms=(time.perf_counter() - started) * 1000,
+        )
+
+    def _choose(self, context: str, offered: list[Function]) -> tuple[Function | None, float, int]:
+        texts = [TEXT_OPTION, *(function_text(f) for f in offered)]
+        batch = encode_pairs(self.tokenizer, texts, [context] * len(texts), self.chooser_max_length)
+        batch.pop("offset_mapping")
+        probs = self.model.choose(batch).float().softmax(-1)
+        best = int(probs.argmax())
+        tokens = int(batch["attention_mask"][0].sum())
+        return (offered[best - 1] if best else None), float(probs[best]), tokens
+
+    def _fill(self, function: Function, context: str) -> tuple[dict[str, Any], float]:
+        """Each parameter's value (absent ones left out) and the least sure decision's probability."""
+        names = list(function.properties)
+        if not names:
+            return {}, 1.0
+        questions = [question(n, function.properties[n]) for n in names]
+        batch = encode_pairs(self.tokenizer, questions, [context] * len(names), self.max_length)
+        offsets = batch.pop("offset_mapping").tolist()
+        start, end, mode = self.model.fill(batch)
+        mode_probs = mode.float().softmax(-1)
+        arguments, sure, spans = {}, 1.0, []
+        for row, name in enumerate(names):
+            prop = function.properties[name]
+            choice = decide_mode(mode_probs[row], prop, name in function.required)
+            sure = min(sure, float(mode_probs[row][choice]))
+            if choice in (TRUE, FALSE):
+                arguments[name] = choice == TRUE
+            elif choice == SPAN:
+                found = top_spans(start[row], end[row], self.max_span_tokens)
+                chars = [
+                    (score, word_bounds(context, offsets[row][a][0], offsets[row][b][1]))
+                    for score, a, b in found
+                ]
+                spans.append((name, prop, name in function.required, chars))
+        return arguments | assign_spans(spans, context), sure
+
+
+def word_bounds(context: str, start: int, end: int) -> tuple[int, int]:
+    """A span widened to whole words: a value never ends inside a word ("mitochond" -> "mitochondria")."""
+    while start > 0 and context[start - 1].isalnum() and context[start].isalnum():
+        start -= 1
+    while end < len(context) and end > 0 and context[end].isalnum() and context[end - 1].isalnum():
+        end += 1
+    return start, end
+
+
+def assign_spans(spans: list[tuple[str, dict, bool, list]], context: str) -> dict[str, Any]:
+    """Each span parameter's value, most confident first; two parameters never copy the same words.
+
+    A required parameter takes its best candidate span that is free and reads as its type; an
+    optional one whose best span is already taken by another parameter is left out (the span head
+    found nothing of its own for it: the usual sign of a default)."""
+    order = sorted(spans, key=lambda s: (not s[2], -(s[3][0][0] if s[3] else float("-inf"))))
+    taken: list[tuple[int, int]] = []
+    values: dict[str, Any] = {}
+    for name, prop, required, candidates in order:
+        readable = [
+            (a, b, v) for _, (a, b) in candidates if (v := coerce_value(context[a:b], prop)) is not None
+        ]
+        free = [(a, b, v) for a, b, v in readable if not any(a < e and s < b for s, e in taken)]
+        if not required and (not free or not readable or free[0] != readable[0]):
+            continue
+        # a required value must be there: a taken span beats none (the call would be invalid)
+        chosen = (free or readable or [None])[0]
+        if chosen is not None:
+            values[name] = chosen[2]
+            taken.append(chosen[:2])
+    return values
+
+
+def decide_mode(probs: Any, prop: dict[str, Any], required: bool) -> int:
+    """The parameter's answer mode: booleans are true/false, a required one is never absent."""
+    allowed = [ABSENT, TRUE, FALSE] if param_types(prop) == ["boolean"] else [ABSENT, SPAN]
+    if required:
+        allowed.remove(ABSENT)
+    return max(allowed, key=lambda m: float(probs[m]))
+
+
+def top_spans(start: Any, end: Any, max_tokens: int, k: int = 40) -> list[tuple[float, int, int]]:
+    """The k best (score, start, end) token spans by summed logit, end within max_tokens of start."""
+    import torch
+
+    start, end = start.float(), end.float()
+    length = start.shape[0]
+    scores = start[:, None] + end[None, :]
+    band = torch.ones(length, length, dtype=torch.bool).triu().tril(max_tokens - 1)
+    flat = scores.masked_fill(~band, float("-inf")).flatten()
+    best = flat.topk(min(k, flat.numel()))
+    pairs = zip(best.values.tolist(), best.indices.tolist(), strict=True)
+    return [(v, i // length, i % length) for v, i in pairs if v != float("-inf")]
+
+
+def call_message(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    call = {
+        "id": "call_0",
+        "type": "function",
+        "function": {"name": name, "arguments": compact_json(arguments)},
+    }
+    return {"role": "assistant", "content": None, "tool_calls": [call]}
+
+
+def schema_ok(function: Function, arguments: dict[str, Any]) -> bool:
+    from flywheel.answers.spec import schema_error
+
+    schema = {"type": "object", "properties": function.properties, "required": list(function.required)}
+    return schema_error(schema, arguments) is None
