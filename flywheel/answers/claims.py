@@ -1,7 +1,8 @@
 """Which calls a student may answer at all, the one rule evaluation's cascade and `flywheel serve` share.
 
 A student that cannot write free text (the encoder-extractor: it copies values and picks choices, its
-"text" is a canned reply it saw twice) claims only tool-call turns of a tool_call workload: when it
+"text" is a canned reply it saw twice; the schema-tool student: it chooses a function or "reply in
+text" but writes no text) claims only tool-call turns of a tool_call workload: when it
 answers in text, the turn goes to the teacher. Every other student claims every turn. The cascade
 (flywheel/evaluate/cascade.py) calibrates with this rule and the champions manifest carries it, so
 serve routes exactly what was calibrated.
@@ -16,7 +17,7 @@ from typing import Any
 
 ALL, TOOL_CALLS = "all", "tool_calls"
 CLAIMS = (ALL, TOOL_CALLS)
-TOOL_ONLY_KINDS = frozenset({"encoder-extractor"})
+TOOL_ONLY_KINDS = frozenset({"encoder-extractor", "schema-tool"})
 
 
 def claims_for(task: str, kind: str | None, declared: str | None = None) -> str:

@@ -23,10 +23,9 @@ import orjson
 from flywheel.demo import write_demo_setup
 from flywheel.loop import Loop, costs_stage, finish_run, ingest_stage, start_run
 from flywheel.records import utcnow
-from flywheel.registry import Registry
+from flywheel.registry import Registry, register_candidates
 from flywheel.serve.capture import SPOOL_VERSION
 from flywheel.serve.spool import SpoolWriter
-from flywheel.train.artifacts import register_models
 
 CHAMPION_WORKLOAD = "support-routing"  # promoted: its served calls go to the student
 PROXIED_WORKLOAD = "order-extraction"  # served with no champion yet: every call goes to the teacher
@@ -62,7 +61,7 @@ def _promote(loop: Loop) -> None:
         "kind": "encoder-classifier", "path": str(path), "train_seconds": TRAIN_SECONDS,
         "tokens_per_second": 900.0, "created_at": now,
     }  # fmt: skip
-    register_models(loop.warehouse, [model], {})
+    register_candidates(loop.warehouse, [model], {})
     _gate(loop, now)
     Registry(loop.warehouse, loop.home).promote(CHAMPION, "gate passed", action="promote", run_id="eval-demo")
 
