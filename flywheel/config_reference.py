@@ -107,3 +107,28 @@ def markdown(keys: list[ConfigKey]) -> str:
         cells = [f"`{key.path}`", key.type, f"`{key.default}`", key.description]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def student_kinds() -> list[dict[str, str]]:
+    """The student kinds the registry knows: name, tasks, methods, what it is."""
+    from flywheel.train.kinds import registry
+
+    return [
+        {
+            "kind": name,
+            "tasks": ", ".join(sorted(spec.tasks)) if spec.tasks else "all",
+            "methods": ", ".join(sorted(spec.methods)) if spec.methods else "all",
+            "needs_base": "yes" if spec.needs_base else "no",
+            "description": spec.description,
+        }
+        for name, spec in registry().items()
+    ]
+
+
+def kinds_markdown(kinds: list[dict[str, str]]) -> str:
+    lines = ["| kind | tasks | methods | needs `base` | what it is |", "| --- | --- | --- | --- | --- |"]
+    for k in kinds:
+        lines.append(
+            f"| `{k['kind']}` | {k['tasks']} | {k['methods']} | {k['needs_base']} | {k['description']} |"
+        )
+    return "\n".join(lines) + "\n"

@@ -122,5 +122,9 @@ def test_config_reference_lists_every_key_the_demo_config_uses() -> None:
     assert used and not used - set(documented), sorted(used - set(documented))
     assert documented["workloads[].gate.min_agreement"]["default"] == "0.9"
     assert documented["workloads[].students[].options.fit_budget_s"]["type"] == "float"
+    kinds = {row["kind"]: row for row in json.loads(result.stdout)["student_kinds"]}
+    assert {"scratch", "causal-lm", "encoder-classifier", "encoder-extractor", "schema-tool"} <= set(kinds)
+    assert kinds["schema-tool"]["tasks"] == "tool_call"
     text = CliRunner().invoke(app, ["config", "reference"]).stdout
     assert text.startswith("| key | type | default | description |")
+    assert "| `schema-tool` | tool_call |" in text

@@ -13,12 +13,13 @@ app.add_typer(config_app, name="config", no_args_is_help=True)
 @config_app.command("reference")
 def reference(as_json: bool = JsonOpt) -> None:
     """Every config key (generated from the models that load the file), as a markdown table."""
-    from flywheel.config_reference import markdown
+    from flywheel.config_reference import kinds_markdown, markdown, student_kinds
     from flywheel.config_reference import reference as config_keys
 
-    keys = config_keys()
+    keys, kinds = config_keys(), student_kinds()
+    text = markdown(keys) + "\nStudent kinds (`workloads[].students[].kind`):\n\n" + kinds_markdown(kinds)
     emit(
         as_json,
-        {"keys": [k.as_dict() for k in keys]},
-        lambda: out.print(markdown(keys), markup=False, highlight=False, soft_wrap=True),
+        {"keys": [k.as_dict() for k in keys], "student_kinds": kinds},
+        lambda: out.print(text, markup=False, highlight=False, soft_wrap=True),
     )
