@@ -32,10 +32,27 @@ RECOMMENDED_STUDENTS: dict[str, dict[str, Any]] = {
     "tool_call": {"name": "minilm-extractor", "kind": "encoder-extractor"},
     "chat": {"name": "scratch-tiny", "kind": "scratch", "size": "tiny"},
 }
+# Tool-call traffic whose requests bring their own functions: a closed set of names cannot answer it.
+VARYING_TOOLS_STUDENT: dict[str, Any] = {"name": "minilm-schema-tool", "kind": "schema-tool"}
+FIXED_TOOLSET_SHARE = 0.8  # the most common tool set in at least this share of calls: one fixed set
 
 
-def recommended_student(task: str) -> dict[str, Any]:
+def recommended_student(task: str, tools_vary: bool = False) -> dict[str, Any]:
+    if task == "tool_call" and tools_vary:
+        return dict(VARYING_TOOLS_STUDENT)
     return dict(RECOMMENDED_STUDENTS.get(task, RECOMMENDED_STUDENTS["chat"]))
+
+
+def tools_vary(calls: list[Interaction]) -> bool:
+    """True when no single set of offered function names covers most calls (per-request schemas)."""
+    sets: dict[frozenset[str], int] = {}
+    for call in calls:
+        tools = call.request.get("tools") or []
+        names = frozenset(str((t.get("function") or {}).get("name")) for t in tools if isinstance(t, dict))
+        if names:
+            sets[names] = sets.get(names, 0) + 1
+    total = sum(sets.values())
+    return bool(total) and max(sets.values()) < FIXED_TOOLSET_SHARE * total
 
 
 @dataclass(slots=True)
@@ -47,6 +64,7 @@ class InferredWorkload:
     sources: list[dict[str, str]] = field(default_factory=list)
     labels: dict[str, Any] | None = None  # LabelInference.as_dict()
     template: dict[str, Any] | None = None
+    tools_vary: bool = False  # tool_call: requests offer different function sets
 
     def config(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -59,7 +77,7 @@ class InferredWorkload:
             if self.labels["label_parser"]:
                 out["label_parser"] = self.labels["label_parser"]
         out["sources"] = self.sources
-        out["students"] = [recommended_student(self.task)]
+        out["students"] = [recommended_student(self.task, self.tools_vary)]
         return out
 
     def as_dict(self) -> dict[str, Any]:
@@ -114,6 +132,7 @@ def _infer_one(workload_id: str, calls: list[Interaction], sources: list[dict[st
         sources=sources,
         labels=guess.labels.as_dict() if guess.labels is not None else None,
         template=found,
+        tools_vary=guess.task == "tool_call" and tools_vary(calls),
     )
 
 

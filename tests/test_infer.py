@@ -107,3 +107,46 @@ def test_init_from_logs_writes_a_config_that_loads(tmp_path: Path) -> None:
     assert "labels with counts: downgrade=12" in out.read_text()
     again = CliRunner().invoke(app, ["init", str(out), "--from", str(logs), "--json"])
     assert again.exit_code == 1 and "exists" in again.stdout
+
+
+def _tool_log(i: int, function: str) -> dict:
+    tool = {
+        "type": "function",
+        "function": {
+            "name": function,
+            "description": f"does {function}",
+            "parameters": {"type": "object", "properties": {"x": {"type": "string"}}, "required": ["x"]},
+        },
+    }
+    call = {
+        "id": f"c{i}",
+        "type": "function",
+        "function": {"name": function, "arguments": json.dumps({"x": str(i)})},
+    }
+    return {
+        "request": {"model": "gpt-4o-mini", "tools": [tool],
+                    "messages": [{"role": "user", "content": f"please {function} item {i}"}]},
+        "response": {"choices": [{"message": {"role": "assistant", "content": None, "tool_calls": [call]},
+                                  "finish_reason": "tool_calls"}]},
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(("functions", "kind"), [(8, "encoder-extractor"), (40, "schema-tool")])
+def test_init_picks_the_tool_student_by_whether_tools_vary(tmp_path: Path, functions: int, kind: str) -> None:
+    """One fixed tool set: the extractor's closed set of names fits; a schema per request (BFCL-style):
+    only the schema-aware student can call functions it never saw."""
+    names = [f"fn_{i % functions}" for i in range(40)]
+    tools = {name: [name] for name in names} if functions == 40 else None
+    records = []
+    for i, name in enumerate(names):
+        log = _tool_log(i, name)
+        if tools is None:  # every request offers the same 8 functions
+            offered = [_tool_log(0, f"fn_{j}")["request"]["tools"][0] for j in range(8)]
+            log["request"]["tools"] = offered
+        records.append(log)
+    logs = write_jsonl(tmp_path / "agent.jsonl", records)
+    out = tmp_path / "flywheel.yaml"
+    result = CliRunner().invoke(app, ["init", str(out), "--from", str(logs), "--json"])
+    assert result.exit_code == 0, result.output
+    workload = load_config(out).workloads[0]
+    assert workload.task == "tool_call" and [s.kind for s in workload.students] == [kind]
