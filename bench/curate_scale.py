@@ -15,6 +15,7 @@ Generated logs are cached in --data (default /tmp/flywheel-curate-scale) by reco
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -25,6 +26,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -61,7 +63,7 @@ def generate(records: int, seed: int, workload_id: str, data: Path) -> Path:
     return path
 
 
-def workload_config(workload_id: str):  # noqa: ANN201 - WorkloadConfig, imported lazily
+def workload_config(workload_id: str) -> Any:  # a WorkloadConfig, imported in the child only
     from flywheel.config import load_config
     from flywheel.demo import demo_config_path
 
@@ -110,10 +112,8 @@ def tree_rss(pid: int) -> int:
         return 0
     total = 0
     for proc in procs:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             total += proc.memory_info().rss
-        except psutil.NoSuchProcess:
-            pass
     return total
 
 
@@ -150,7 +150,7 @@ def print_run(label: str, run: dict, records: int) -> None:
     print(f"{label}: {records:,} records in {run['wall_s']:.1f} s wall ({rate:,.0f} records/s, imports "
           f"included), peak RSS {run['peak_mib']:,} MiB; in={run['in']:,} out={run['out']:,}")  # fmt: skip
     print(f"  stages (s): {run['timings']}")
-    print(f"  rejected: {run['rejected']}")
+    print(f"  rejected: {run['rejected']}; content hash {str(run['content_hash'])[:16]}")
 
 
 def main() -> int:

@@ -21,6 +21,9 @@ import hashlib
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
+
+from flywheel.quality.minhash import ShingleVocabulary, band_pairs, jaccard_pairs, lsh_bands, signatures
 
 LSH_MARGIN = 0.15
 CALIBRATION_MARGIN = 0.1  # pairs within this of the threshold are shown as calibration
@@ -67,9 +70,10 @@ def varying_text(text: str, common: frozenset[str]) -> str:
     return " ".join(kept or tokens)
 
 
-def jaccard(a: set[str], b: set[str]) -> float:
-    union = len(a | b)
-    return len(a & b) / union if union else 1.0
+def jaccard(a: set[Any], b: set[Any]) -> float:
+    inter = len(a & b)
+    union = len(a) + len(b) - inter  # |a | b| without building the union
+    return inter / union if union else 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,30 +127,23 @@ def candidate_pairs(
     seed: int = 1,
     common: frozenset[str] = frozenset(),
 ) -> list[NearPair]:
-    """Every pair LSH proposes (tuned LSH_MARGIN below the threshold), scored on the varying part."""
-    from datasketch import MinHash, MinHashLSH
+    """Every pair LSH proposes (tuned LSH_MARGIN below the threshold), scored on the varying part.
 
-    sets = [shingles(varying_text(text, common), shingle_size) for text in texts]
+    The sketches and bands are datasketch's (see `minhash.py`), computed with numpy."""
+    vocabulary = ShingleVocabulary(num_perm, seed)
+    ids = [vocabulary.encode(shingles(varying_text(text, common), shingle_size)) for text in texts]
     digits = [numbers(normalize_text(text)) for text in texts]
-    signatures = MinHash.bulk([[s.encode() for s in group] for group in sets], num_perm=num_perm, seed=seed)
-    lsh = MinHashLSH(threshold=max(0.3, threshold - LSH_MARGIN), num_perm=num_perm)
-    with lsh.insertion_session() as session:
-        for index, signature in enumerate(signatures):
-            session.insert(index, signature, check_duplication=False)
+    bands, rows = lsh_bands(max(0.3, threshold - LSH_MARGIN), num_perm)
+    found = band_pairs(signatures(ids, vocabulary), bands, rows)
+    scores = jaccard_pairs(ids, found, len(vocabulary.ids))
     pairs = []
-    for index, signature in enumerate(signatures):
-        for other in lsh.query(signature):
-            if other > index:
-                score = round(jaccard(sets[index], sets[other]), 4)
-                same_numbers = digits[index] == digits[other]
-                merged = same_numbers and score >= threshold
-                why = (
-                    "near_duplicate"
-                    if merged
-                    else ("numbers_differ" if score >= threshold else "below_threshold")
-                )
-                pairs.append(NearPair(index, other, score, merged, why))
-    return sorted(pairs, key=lambda pair: (pair.a, pair.b))
+    for (index, other), exact in zip(found.tolist(), scores, strict=True):
+        score = round(exact, 4)
+        same_numbers = digits[index] == digits[other]
+        merged = same_numbers and score >= threshold
+        why = "near_duplicate" if merged else ("numbers_differ" if score >= threshold else "below_threshold")
+        pairs.append(NearPair(index, other, score, merged, why))
+    return pairs  # band_pairs yields them sorted by (a, b)
 
 
 def calibration_pairs(
