@@ -18,7 +18,7 @@ from functools import lru_cache
 
 import numpy as np
 
-PAIR_BLOCK = 200_000  # pairs per sparse product (bounds its temporary matrices)
+PAIR_BLOCK = 20_000  # pairs per sparse product (bounds its temporary matrices: ~50 MiB)
 _FMIX32 = (16, 0x85EBCA6B, 13, 0xC2B2AE35, 16)
 
 
@@ -91,7 +91,7 @@ def signatures(sets: list[list[int]], vocabulary: ShingleVocabulary) -> np.ndarr
 def band_pairs(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
     """Every (i, j), i < j, whose signatures agree on at least one whole band; sorted, unique, int64."""
     n = len(signatures)
-    found: list[np.ndarray] = []
+    codes = np.empty(0, dtype=np.int64)
     for band in range(bands):
         block = np.ascontiguousarray(signatures[:, band * rows : (band + 1) * rows])
         keys = block.view(np.dtype((np.void, block.dtype.itemsize * rows))).ravel()
@@ -101,12 +101,13 @@ def band_pairs(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
         sizes = np.diff(np.concatenate([starts, [n]]))
         pairs = starts[sizes == 2]  # most buckets hold two texts: their pairs in one step
         low, high = np.minimum(order[pairs], order[pairs + 1]), np.maximum(order[pairs], order[pairs + 1])
-        found.append(low.astype(np.int64) * n + high)
+        found = [low.astype(np.int64) * n + high]
         for start, size in zip(starts[sizes > 2], sizes[sizes > 2], strict=True):
             members = np.sort(order[start : start + size]).astype(np.int64)
             i, j = np.triu_indices(size, k=1)
             found.append(members[i] * n + members[j])
-    codes = np.unique(np.concatenate(found)) if found else np.empty(0, dtype=np.int64)
+        # merged band by band: the bands of near-identical texts propose the same pairs again and again
+        codes = np.union1d(codes, np.concatenate(found))
     return np.stack([codes // n, codes % n], axis=1)
 
 
