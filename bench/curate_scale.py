@@ -122,7 +122,8 @@ def measured_curate(home: Path, workload_id: str, profile: Path | None) -> dict:
     if profile is not None:
         command += ["--profile-out", str(profile)]
     env = dict(os.environ, PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
-    high_before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    high_before = before.ru_maxrss
     started = time.monotonic()
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT)
     peak = [0]
@@ -141,16 +142,21 @@ def measured_curate(home: Path, workload_id: str, profile: Path | None) -> dict:
         raise RuntimeError(f"curate failed (exit {proc.returncode}): {err.decode()[-3000:]}")
     report = json.loads(out.decode().strip().splitlines()[-1])
     # the kernel's high-water mark covers every child so far: it speaks for this one only if it grew
-    high_after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    high_water = high_after / 1024 if high_after > high_before else 0  # KiB -> MiB
-    report.update(wall_s=round(seconds, 2), peak_mib=round(max(peak[0] / 2**20, high_water)))
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    high_water = after.ru_maxrss / 1024 if after.ru_maxrss > high_before else 0  # KiB -> MiB
+    # CPU seconds: on a shared machine wall time swings with the load, CPU time much less
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    report.update(
+        wall_s=round(seconds, 2), cpu_s=round(cpu, 1), peak_mib=round(max(peak[0] / 2**20, high_water))
+    )
     return report
 
 
 def print_run(label: str, run: dict, records: int) -> None:
     rate = records / run["wall_s"]
     print(f"{label}: {records:,} records in {run['wall_s']:.1f} s wall ({rate:,.0f} records/s, imports "
-          f"included), peak RSS {run['peak_mib']:,} MiB; in={run['in']:,} out={run['out']:,}")  # fmt: skip
+          f"included; {run['cpu_s']:.1f} s CPU, load {os.getloadavg()[0]:.1f}), "
+          f"peak RSS {run['peak_mib']:,} MiB; in={run['in']:,} out={run['out']:,}")  # fmt: skip
     print(f"  stages (s): {run['timings']}")
     print(f"  rejected: {run['rejected']}; content hash {str(run['content_hash'])[:16]}")
 
