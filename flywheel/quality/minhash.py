@@ -27,7 +27,7 @@ def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """datasketch's affine32 permutation parameters (a odd, b), taken from datasketch itself."""
     from datasketch import MinHash
 
-    a, b = MinHash(num_perm=num_perm, seed=seed).permutations
+    a, b = MinHash(num_perm=num_perm, seed=seed, scheme="affine32").permutations
     return np.asarray(a, dtype=np.uint32), np.asarray(b, dtype=np.uint32)
 
 
