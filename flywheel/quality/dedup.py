@@ -126,24 +126,41 @@ def candidate_pairs(
     num_perm: int = 128,
     seed: int = 1,
     common: frozenset[str] = frozenset(),
+    relevant_only: bool = False,
 ) -> list[NearPair]:
-    """Every pair LSH proposes (tuned LSH_MARGIN below the threshold), scored on the varying part.
+    """Every pair LSH proposes (tuned LSH_MARGIN below the threshold), scored on the varying part;
+    with `relevant_only`, just the merged ones and those within CALIBRATION_MARGIN of the threshold
+    (all that grouping and calibration look at: templated traffic proposes millions of pairs).
 
     The sketches and bands are datasketch's (see `minhash.py`), computed with numpy."""
     vocabulary = ShingleVocabulary(num_perm, seed)
     ids = [vocabulary.encode(shingles(varying_text(text, common), shingle_size)) for text in texts]
-    digits = [numbers(normalize_text(text)) for text in texts]
     bands, rows = lsh_bands(max(0.3, threshold - LSH_MARGIN), num_perm)
     found = band_pairs(signatures(ids, vocabulary), bands, rows)
     scores = jaccard_pairs(ids, found, len(vocabulary.ids))
+    if relevant_only:  # below this no pair can round into the calibration window (nor merge)
+        keep = scores >= threshold - CALIBRATION_MARGIN - 1e-4
+        found, scores = found[keep], scores[keep]
+    digits: dict[int, tuple[str, ...]] = {}
     pairs = []
-    for (index, other), exact in zip(found.tolist(), scores, strict=True):
+    for (index, other), exact in zip(found.tolist(), scores.tolist(), strict=True):
         score = round(exact, 4)
-        same_numbers = digits[index] == digits[other]
+        if relevant_only and score < threshold and threshold - score > CALIBRATION_MARGIN:
+            continue
+        same_numbers = _digits(texts, index, digits) == _digits(texts, other, digits)
         merged = same_numbers and score >= threshold
+        if relevant_only and not merged and abs(score - threshold) > CALIBRATION_MARGIN:
+            continue
         why = "near_duplicate" if merged else ("numbers_differ" if score >= threshold else "below_threshold")
         pairs.append(NearPair(index, other, score, merged, why))
     return pairs  # band_pairs yields them sorted by (a, b)
+
+
+def _digits(texts: list[str], index: int, cache: dict[int, tuple[str, ...]]) -> tuple[str, ...]:
+    found = cache.get(index)
+    if found is None:
+        found = cache[index] = numbers(normalize_text(texts[index]))
+    return found
 
 
 def calibration_pairs(
@@ -194,6 +211,7 @@ def duplicate_groups(
             num_perm=num_perm,
             seed=seed,
             common=common,
+            relevant_only=True,
         )
         pairs = [(unique[p.a], unique[p.b]) for p in found if p.merged]
         for a, b in pairs:

@@ -89,37 +89,52 @@ def signatures(sets: list[list[int]], vocabulary: ShingleVocabulary) -> np.ndarr
 
 
 def band_pairs(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
-    """Every (i, j), i < j, whose signatures agree on at least one whole band; sorted, unique, int64."""
+    """Every (i, j), i < j, whose signatures agree on at least one whole band; sorted, unique, int64.
+
+    Pairs are coded i * n + j. Near-identical texts share most bands, so every band proposes mostly
+    the same pairs again: each band's (sorted) pairs are merged into the sorted result, only the new
+    ones added, so memory stays at a few copies of the result instead of one per band."""
     n = len(signatures)
     codes = np.empty(0, dtype=np.int64)
     for band in range(bands):
-        block = np.ascontiguousarray(signatures[:, band * rows : (band + 1) * rows])
-        keys = block.view(np.dtype((np.void, block.dtype.itemsize * rows))).ravel()
-        order = np.argsort(keys, kind="stable")
-        sorted_keys = keys[order]
-        starts = np.flatnonzero(np.concatenate([[True], sorted_keys[1:] != sorted_keys[:-1]]))
-        sizes = np.diff(np.concatenate([starts, [n]]))
-        pairs = starts[sizes == 2]  # most buckets hold two texts: their pairs in one step
-        low, high = np.minimum(order[pairs], order[pairs + 1]), np.maximum(order[pairs], order[pairs + 1])
-        found = [low.astype(np.int64) * n + high]
-        for start, size in zip(starts[sizes > 2], sizes[sizes > 2], strict=True):
-            members = np.sort(order[start : start + size]).astype(np.int64)
-            i, j = np.triu_indices(size, k=1)
-            found.append(members[i] * n + members[j])
-        # merged band by band: the bands of near-identical texts propose the same pairs again and again
-        codes = np.union1d(codes, np.concatenate(found))
+        fresh = _one_band(np.ascontiguousarray(signatures[:, band * rows : (band + 1) * rows]))
+        if len(codes):
+            at = np.minimum(np.searchsorted(codes, fresh), len(codes) - 1)
+            fresh = fresh[codes[at] != fresh]
+        if len(fresh):  # two sorted runs: the stable sort (timsort) merges them in linear time
+            codes = np.sort(np.concatenate([codes, fresh]), kind="stable")
     return np.stack([codes // n, codes % n], axis=1)
 
 
-def jaccard_pairs(sets: list[list[int]], pairs: np.ndarray, vocabulary_size: int) -> list[float]:
-    """Exact Jaccard of each pair's shingle-id sets (ids unique within a set), as Python floats.
+def _one_band(block: np.ndarray) -> np.ndarray:
+    """Sorted pair codes of the texts whose rows of this band are identical (a pair at most once)."""
+    n, rows = block.shape
+    keys = block.view(np.dtype((np.void, block.dtype.itemsize * rows))).ravel()
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    starts = np.flatnonzero(np.concatenate([[True], sorted_keys[1:] != sorted_keys[:-1]]))
+    sizes = np.diff(np.concatenate([starts, [n]]))
+    pairs = starts[sizes == 2]  # most buckets hold two texts: their pairs in one step
+    low, high = np.minimum(order[pairs], order[pairs + 1]), np.maximum(order[pairs], order[pairs + 1])
+    found = [low.astype(np.int64) * n + high]
+    for start, size in zip(starts[sizes > 2], sizes[sizes > 2], strict=True):
+        members = np.sort(order[start : start + size]).astype(np.int64)
+        i, j = np.triu_indices(size, k=1)
+        found.append(members[i] * n + members[j])
+    codes = np.concatenate(found)
+    codes.sort()
+    return codes
+
+
+def jaccard_pairs(sets: list[list[int]], pairs: np.ndarray, vocabulary_size: int) -> np.ndarray:
+    """Exact Jaccard of each pair's shingle-id sets (ids unique within a set), float64.
 
     Intersections are row products of a sparse 0/1 matrix; the division is the same IEEE division
     as `len(a & b) / len(a | b)`, so the values are identical to the set arithmetic."""
     from scipy import sparse
 
     if not len(pairs):
-        return []
+        return np.empty(0, dtype=np.float64)
     lengths = np.fromiter((len(ids) for ids in sets), dtype=np.int64, count=len(sets))
     indptr = np.concatenate([[0], np.cumsum(lengths)])
     indices = np.fromiter((i for ids in sets for i in ids), dtype=np.int64, count=int(indptr[-1]))
@@ -131,4 +146,4 @@ def jaccard_pairs(sets: list[list[int]], pairs: np.ndarray, vocabulary_size: int
         a, b = pairs[start : start + PAIR_BLOCK, 0], pairs[start : start + PAIR_BLOCK, 1]
         inter[start : start + len(a)] = np.asarray(matrix[a].multiply(matrix[b]).sum(axis=1)).ravel()
     union = lengths[pairs[:, 0]] + lengths[pairs[:, 1]] - inter
-    return (inter / union).tolist()
+    return inter / union
