@@ -5,7 +5,7 @@ import random
 import numpy as np
 from datasketch import MinHash, MinHashLSH
 
-from flywheel.quality.dedup import shingles
+from flywheel.quality.dedup import CALIBRATION_MARGIN, candidate_pairs, shingles
 from flywheel.quality.minhash import ShingleVocabulary, band_pairs, jaccard_pairs, lsh_bands, signatures
 
 WORDS = ("order", "refund", "my", "card", "late", "broken", "help", "where", "is", "the", "42", "7")
@@ -42,3 +42,12 @@ def test_jaccard_pairs_equal_set_arithmetic() -> None:
     for (a, b), score in zip(pairs.tolist(), scores, strict=True):
         left, right = set(sets[a]), set(sets[b])
         assert score == len(left & right) / len(left | right)
+
+
+def test_relevant_only_keeps_exactly_the_merged_and_near_threshold_pairs() -> None:
+    texts = _texts(400, seed=11)
+    full = candidate_pairs(texts, threshold=0.7)
+    relevant = candidate_pairs(texts, threshold=0.7, relevant_only=True)
+    expected = [p for p in full if p.merged or abs(p.score - 0.7) <= CALIBRATION_MARGIN]
+    assert relevant == expected and len(relevant) < len(full)
+    assert {p.why for p in relevant} >= {"near_duplicate", "below_threshold"}
