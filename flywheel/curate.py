@@ -28,6 +28,7 @@ from flywheel.datasets.snapshots import SnapshotInfo, SnapshotRow, config_hash, 
 from flywheel.datasets.splits import SplitItem, assign_train_val, top_up_pick
 from flywheel.quality.config import FeedbackConfig
 from flywheel.quality.debias import UNKNOWN
+from flywheel.quality.dedup_index import index_path
 from flywheel.quality.pii import build_patterns
 from flywheel.quality.pool import (
     SLICE_KIND,
@@ -160,7 +161,8 @@ def curate_workload(
     timer.lap("prune_scrub_check")
     quality = _run_expectations(prepared, workload) if config.expectations else []
     timer.lap("expectations")
-    report.dedup, report.dedup_calibration = mark_duplicates(rows, workload)
+    index = index_path(home, workload.id)  # near-duplicate index: only new texts are banded
+    report.dedup, report.dedup_calibration = mark_duplicates(rows, workload, index)
     timer.lap("dedup")
     candidates = [row for row in rows if row.kept]
     topic_terms = assign_slices(candidates, workload)
