@@ -22,7 +22,15 @@ from pathlib import Path
 
 import numpy as np
 
-from flywheel.quality.minhash import ShingleVocabulary, band_pairs, jaccard_pairs, lsh_bands, signatures
+from flywheel.quality.minhash import (
+    ShingleVocabulary,
+    band_pairs,
+    jaccard_pairs,
+    lsh_bands,
+    merge_sorted,
+    signatures,
+    sorted_unique,
+)
 
 INDEX_VERSION = 1
 
@@ -104,7 +112,7 @@ def _merge(
 def _pairs_with_new(signatures: np.ndarray, is_new: np.ndarray, bands: int, rows: int) -> np.ndarray:
     """Every (i, j), i < j, sharing a band, with at least one new text; sorted and unique."""
     n = len(signatures)
-    codes: list[np.ndarray] = []
+    codes = np.empty(0, dtype=np.int64)
     for band in range(bands):
         block = np.ascontiguousarray(signatures[:, band * rows : (band + 1) * rows])
         keys = block.view(np.dtype((np.void, block.dtype.itemsize * rows))).ravel()
@@ -112,6 +120,7 @@ def _pairs_with_new(signatures: np.ndarray, is_new: np.ndarray, bands: int, rows
         sorted_keys = keys[order]
         starts = np.flatnonzero(np.concatenate([[True], sorted_keys[1:] != sorted_keys[:-1]]))
         sizes = np.diff(np.concatenate([starts, [n]]))
+        found: list[np.ndarray] = []
         for start, size in zip(starts[sizes > 1].tolist(), sizes[sizes > 1].tolist(), strict=True):
             members = order[start : start + size].astype(np.int64)
             new = members[is_new[members]]
@@ -120,12 +129,10 @@ def _pairs_with_new(signatures: np.ndarray, is_new: np.ndarray, bands: int, rows
             a, b = np.meshgrid(new, members, indexing="ij")
             a, b = a.ravel(), b.ravel()
             distinct = a != b
-            low, high = np.minimum(a[distinct], b[distinct]), np.maximum(a[distinct], b[distinct])
-            codes.append(low * n + high)
-        if len(codes) > 64:  # bound the pending arrays
-            codes = [np.unique(np.concatenate(codes))]
-    merged = np.unique(np.concatenate(codes)) if codes else np.empty(0, dtype=np.int64)
-    return np.stack([merged // n, merged % n], axis=1)
+            found.append(np.minimum(a[distinct], b[distinct]) * n + np.maximum(a[distinct], b[distinct]))
+        if found:  # a pair of two new texts came twice
+            codes = merge_sorted(codes, sorted_unique(np.concatenate(found)))
+    return np.stack([codes // n, codes % n], axis=1)
 
 
 def _load(path: Path, print_: str) -> dict[str, np.ndarray] | None:
