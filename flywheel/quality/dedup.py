@@ -148,13 +148,13 @@ def candidate_pairs(
         if relevant_only:
             keep = scores >= floor
             found, scores = found[keep], scores[keep]
-    digits: dict[int, tuple[str, ...]] = {}
+    digits = [numbers(normalize_text(text)) for text in texts]  # a list: millions of lookups follow
     pairs = []
     for (index, other), exact in zip(found.tolist(), scores.tolist(), strict=True):
         score = round(exact, 4)
         if relevant_only and score < threshold and threshold - score > CALIBRATION_MARGIN:
             continue
-        same_numbers = _digits(texts, index, digits) == _digits(texts, other, digits)
+        same_numbers = digits[index] == digits[other]
         merged = same_numbers and score >= threshold
         if relevant_only and not merged and abs(score - threshold) > CALIBRATION_MARGIN:
             continue
@@ -187,13 +187,6 @@ def _indexed(
         lsh_threshold=max(0.3, threshold - LSH_MARGIN),
         floor=floor,
     )
-
-
-def _digits(texts: list[str], index: int, cache: dict[int, tuple[str, ...]]) -> tuple[str, ...]:
-    found = cache.get(index)
-    if found is None:
-        found = cache[index] = numbers(normalize_text(texts[index]))
-    return found
 
 
 def calibration_pairs(
