@@ -26,8 +26,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 # train_banking77 (the encoder student outside the loop) is superseded by banking77, which trains the
 # same student through `flywheel run`; it still runs on its own: `bench/run_all.py --only train_banking77`.
-ORDER = ["ingest", "curate_banking77", "label", "train", "evaluate_speed", "serve", "banking77",
-         "banking77_noise", "snips", "bfcl_simple", "tau_retail_tool"]  # fmt: skip
+ORDER = ["ingest", "curate_banking77", "curate_scale", "label", "train", "evaluate_speed", "serve",
+         "banking77", "banking77_noise", "snips", "bfcl_simple", "tau_retail_tool"]  # fmt: skip
 EXTRA = ["train_banking77"]
 VERSIONS = ["duckdb", "polars", "pyarrow", "torch", "transformers", "trl", "peft", "prefect", "openai"]
 TAGS = ("FIGURE ", "WORKLOAD ")

@@ -8,8 +8,9 @@
        never judged before), then caps on the training pool, then train/val
     -> snapshot (reused when identical), exports, and every verdict, result and count stored
 
-Everything is computed from one read of the warehouse and written in one short transaction, so a
-crash leaves nothing half-written and a re-run of the same inputs and config gives the same snapshot.
+Rows are read and prepared chunk by chunk and slimmed to what the later steps need
+(`flywheel.quality.stream`), then everything is written in one short transaction, so a crash leaves
+nothing half-written and a re-run of the same inputs and config gives the same snapshot.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from flywheel.config.curation import FeedbackConfig
 from flywheel.datasets.snapshots import SnapshotInfo, SnapshotRow, config_hash, content_hash
 from flywheel.datasets.splits import SplitItem, assign_train_val, top_up_pick
 from flywheel.quality.debias import UNKNOWN
+from flywheel.quality.dedup_index import index_path
 from flywheel.quality.pii import build_patterns
 from flywheel.quality.pool import (
     SLICE_KIND,
@@ -39,10 +41,11 @@ from flywheel.quality.pool import (
     reject_eval_neighbours,
     slice_stat_rows,
 )
-from flywheel.quality.pruning import PromptTemplate, find_template
-from flywheel.quality.rows import CurationRow, prepare_rows
+from flywheel.quality.pruning import PromptTemplate
+from flywheel.quality.rows import CurationRow
 from flywheel.quality.store import CurationState, read_state, write_results
-from flywheel.records import Example, message_text, utcnow
+from flywheel.quality.stream import PreparedPool, find_pool_template, prepare_pool
+from flywheel.records import Example, utcnow
 from flywheel.store.db import Warehouse
 
 ProgressFn = Callable[[int], None]
@@ -142,20 +145,24 @@ def curate_workload(
         raise FileNotFoundError(f"{warehouse.path}: no warehouse yet (run `flywheel ingest` first)")
     warehouse.ensure_schema()
     state = warehouse.read(lambda con: read_state(con, workload.id, refresh_eval))
-    if not state.rows:
+    report = CurationReport(f"cur-{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}", workload.id)
+    template = warehouse.read(lambda con: find_pool_template(con, workload)) if config.prune_prompts else None
+    timer.lap("read")
+    patterns = build_patterns(config.pii_types, config.pii_patterns)
+    prepared = warehouse.read(
+        lambda con: prepare_pool(con, workload, template, patterns, state.validated_batches, progress)
+    )
+    rows = prepared.rows
+    if not rows:
         raise LookupError(
             f"no interactions for workload {workload.id!r}: run `flywheel ingest ... -w {workload.id}`"
         )
-    report = CurationReport(f"cur-{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}", workload.id)
-    rows = state.rows
-    report.label_proposal = propose_labels(rows, workload)
-    timer.lap("read")
-    template = _template(rows, workload) if config.prune_prompts else None
-    prepare_rows(rows, workload, template, build_patterns(config.pii_types, config.pii_patterns), progress)
+    report.label_proposal = propose_labels(prepared.answers, workload)
     timer.lap("prune_scrub_check")
-    quality = _run_expectations(rows, workload, state.validated_batches) if config.expectations else []
+    quality = _run_expectations(prepared, workload) if config.expectations else []
     timer.lap("expectations")
-    report.dedup, report.dedup_calibration = mark_duplicates(rows, workload)
+    index = index_path(home, workload.id)  # near-duplicate index: only new texts are banded
+    report.dedup, report.dedup_calibration = mark_duplicates(rows, workload, index)
     timer.lap("dedup")
     candidates = [row for row in rows if row.kept]
     topic_terms = assign_slices(candidates, workload)
@@ -186,18 +193,7 @@ def curate_workload(
     return report
 
 
-def _template(rows: list[CurationRow], workload: WorkloadConfig) -> PromptTemplate | None:
-    config = workload.curation
-    conversations = [row.request.get("messages") or [] for row in rows if row.status == "ok"]
-    return find_template(
-        workload.id,
-        conversations,
-        min_coverage=config.min_template_coverage,
-        min_static_tokens=config.min_static_tokens,
-    )
-
-
-def propose_labels(rows: list[CurationRow], workload: WorkloadConfig) -> dict[str, Any] | None:
+def propose_labels(answers: list[str], workload: WorkloadConfig) -> dict[str, Any] | None:
     """For a classification workload without `labels`: the label set (with counts) and label parser
     inferred from the logged answers. A proposal only: curation, evaluation and serving all read
     answers under the configured contract until the config says otherwise."""
@@ -206,22 +202,13 @@ def propose_labels(rows: list[CurationRow], workload: WorkloadConfig) -> dict[st
     from flywheel.answers import AnswerSpec
     from flywheel.infer import infer_labels
 
-    answers = [
-        message_text(row.response["message"])
-        for row in rows
-        if row.status == "ok" and isinstance(row.response.get("message"), dict)
-    ]
     return infer_labels(answers, AnswerSpec.of(workload).parser).as_dict()
 
 
-def _run_expectations(rows: list[CurationRow], workload: WorkloadConfig, validated: set[str]) -> list[Any]:
+def _run_expectations(pool: PreparedPool, workload: WorkloadConfig) -> list[Any]:
     from flywheel.quality.expectations import run_suite
 
-    batches: dict[str, list[CurationRow]] = {}
-    for row in rows:
-        if row.batch_id not in validated:
-            batches.setdefault(row.batch_id, []).append(row)
-    return run_suite(workload, batches)
+    return run_suite(workload, pool.quality_frames(), pool.first_requests())
 
 
 def _eval_split(

@@ -7,7 +7,9 @@ examples (by interaction and example id), labels, gold labels, and the quarantin
 file (with --before: the workload's quarantine rows from before the date). The export folders of
 every snapshot that held a forgotten example are removed and their `export_path` cleared; the report
 lists those snapshots, and the next `flywheel curate` builds a new snapshot (the content hash
-changes, so none is reused). Models trained on those snapshots are listed: retrain them.
+changes, so none is reused). The workload's near-duplicate index (hashes and MinHash signatures of
+its texts, beside the warehouse) is removed too; the next curate rebuilds it. Models trained on
+those snapshots are listed: retrain them.
 
 Idempotent: a second identical request finds nothing and reports zeros.
 """
@@ -22,6 +24,7 @@ from typing import Any
 
 import duckdb
 
+from flywheel.quality.dedup_index import index_path
 from flywheel.store.db import Warehouse
 
 IDS_TABLE = "forget_ids"
@@ -47,6 +50,7 @@ class ForgetReport:
     deleted: dict[str, int] = field(default_factory=dict)
     snapshots_affected: list[str] = field(default_factory=list)
     exports_removed: list[str] = field(default_factory=list)
+    indexes_removed: list[str] = field(default_factory=list)  # derived from the texts: rebuilt by curate
     models_to_retrain: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -65,6 +69,10 @@ def forget(warehouse: Warehouse, request: ForgetRequest, home: Path) -> ForgetRe
         if path.exists() and _inside(path, home):
             shutil.rmtree(path) if path.is_dir() else path.unlink()
             report.exports_removed.append(str(path))
+    index = index_path(home, request.workload_id)
+    if report.deleted.get("interactions") and index.exists():
+        index.unlink()
+        report.indexes_removed.append(str(index))
     return report
 
 

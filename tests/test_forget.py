@@ -71,6 +71,8 @@ def test_forget_a_source_deletes_what_derives_from_it_and_curate_rebuilds(tmp_pa
     assert deleted["snapshot_examples"] == 4 and deleted["gold_labels"] == 1 and deleted["quarantine"] == 1
     assert result["snapshots_affected"] == [report.snapshot_id]
     assert result["exports_removed"] and not Path(report.export_path).exists()
+    index = home / "indexes" / "w.dedup.npz"  # hashes and signatures of the texts: derived data
+    assert result["indexes_removed"] == [str(index)] and not index.exists()
     assert count(warehouse, "SELECT count(*) FROM interactions") == 4
     assert count(warehouse, "SELECT count(*) FROM quarantine") == 0
 
@@ -79,6 +81,7 @@ def test_forget_a_source_deletes_what_derives_from_it_and_curate_rebuilds(tmp_pa
 
     rebuilt = curate_workload(warehouse, workload, home=home)
     assert rebuilt.n_out == 4 and rebuilt.snapshot_id != report.snapshot_id and not rebuilt.reused_snapshot
+    assert index.exists()
 
 
 def test_forget_by_ids_and_before_and_one_selector_only(tmp_path: Path) -> None:

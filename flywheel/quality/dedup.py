@@ -21,6 +21,10 @@ import hashlib
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flywheel.quality.minhash import ShingleVocabulary, band_pairs, jaccard_pairs, lsh_bands, signatures
 
 LSH_MARGIN = 0.15
 CALIBRATION_MARGIN = 0.1  # pairs within this of the threshold are shown as calibration
@@ -67,9 +71,10 @@ def varying_text(text: str, common: frozenset[str]) -> str:
     return " ".join(kept or tokens)
 
 
-def jaccard(a: set[str], b: set[str]) -> float:
-    union = len(a | b)
-    return len(a & b) / union if union else 1.0
+def jaccard(a: set[Any], b: set[Any]) -> float:
+    inter = len(a & b)
+    union = len(a) + len(b) - inter  # |a | b| without building the union
+    return inter / union if union else 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,31 +127,66 @@ def candidate_pairs(
     num_perm: int = 128,
     seed: int = 1,
     common: frozenset[str] = frozenset(),
+    relevant_only: bool = False,
+    index_path: Path | None = None,
 ) -> list[NearPair]:
-    """Every pair LSH proposes (tuned LSH_MARGIN below the threshold), scored on the varying part."""
-    from datasketch import MinHash, MinHashLSH
+    """Every pair LSH proposes (tuned LSH_MARGIN below the threshold), scored on the varying part;
+    with `relevant_only`, just the merged ones and those within CALIBRATION_MARGIN of the threshold
+    (all that grouping and calibration look at: templated traffic proposes millions of pairs).
 
-    sets = [shingles(varying_text(text, common), shingle_size) for text in texts]
-    digits = [numbers(normalize_text(text)) for text in texts]
-    signatures = MinHash.bulk([[s.encode() for s in group] for group in sets], num_perm=num_perm, seed=seed)
-    lsh = MinHashLSH(threshold=max(0.3, threshold - LSH_MARGIN), num_perm=num_perm)
-    with lsh.insertion_session() as session:
-        for index, signature in enumerate(signatures):
-            session.insert(index, signature, check_duplication=False)
+    The sketches and bands are datasketch's (see `minhash.py`), computed with numpy; with an
+    `index_path` (relevant_only only) the persistent index of `dedup_index.py` is used and updated."""
+    floor = threshold - CALIBRATION_MARGIN - 1e-4  # below it no pair rounds into calibration (nor merges)
+    if relevant_only and index_path is not None:
+        found, scores = _indexed(texts, index_path, threshold, shingle_size, num_perm, seed, common, floor)
+    else:
+        vocabulary = ShingleVocabulary(num_perm, seed)
+        ids = [vocabulary.encode(shingles(varying_text(text, common), shingle_size)) for text in texts]
+        bands, rows = lsh_bands(max(0.3, threshold - LSH_MARGIN), num_perm)
+        found = band_pairs(signatures(ids, vocabulary), bands, rows)
+        scores = jaccard_pairs(ids, found, len(vocabulary.ids))
+        if relevant_only:
+            keep = scores >= floor
+            found, scores = found[keep], scores[keep]
+    digits = [numbers(normalize_text(text)) for text in texts]  # a list: millions of lookups follow
     pairs = []
-    for index, signature in enumerate(signatures):
-        for other in lsh.query(signature):
-            if other > index:
-                score = round(jaccard(sets[index], sets[other]), 4)
-                same_numbers = digits[index] == digits[other]
-                merged = same_numbers and score >= threshold
-                why = (
-                    "near_duplicate"
-                    if merged
-                    else ("numbers_differ" if score >= threshold else "below_threshold")
-                )
-                pairs.append(NearPair(index, other, score, merged, why))
-    return sorted(pairs, key=lambda pair: (pair.a, pair.b))
+    for (index, other), exact in zip(found.tolist(), scores.tolist(), strict=True):
+        score = round(exact, 4)
+        if relevant_only and score < threshold and threshold - score > CALIBRATION_MARGIN:
+            continue
+        same_numbers = digits[index] == digits[other]
+        merged = same_numbers and score >= threshold
+        if relevant_only and not merged and abs(score - threshold) > CALIBRATION_MARGIN:
+            continue
+        why = "near_duplicate" if merged else ("numbers_differ" if score >= threshold else "below_threshold")
+        pairs.append(NearPair(index, other, score, merged, why))
+    return pairs  # band_pairs yields them sorted by (a, b)
+
+
+def _indexed(
+    texts: list[str],
+    path: Path,
+    threshold: float,
+    shingle_size: int,
+    num_perm: int,
+    seed: int,
+    common: frozenset[str],
+    floor: float,
+) -> tuple[Any, Any]:
+    from flywheel.quality.dedup_index import fingerprint, indexed_pairs
+
+    params = {"threshold": threshold, "shingle_size": shingle_size, "num_perm": num_perm, "seed": seed,
+              "lsh_margin": LSH_MARGIN, "floor": floor}  # fmt: skip
+    return indexed_pairs(
+        [text_hash(text) for text in texts],
+        lambda i: shingles(varying_text(texts[i], common), shingle_size),
+        path,
+        print_=fingerprint(params, common),
+        num_perm=num_perm,
+        seed=seed,
+        lsh_threshold=max(0.3, threshold - LSH_MARGIN),
+        floor=floor,
+    )
 
 
 def calibration_pairs(
@@ -166,6 +206,7 @@ def duplicate_groups(
     seed: int = 1,
     near: bool = True,
     common_share: float | None = None,
+    index_path: Path | None = None,
 ) -> DuplicateGroups:
     """Connected components of exact-duplicate and near-duplicate links between `texts`."""
     keys = [text_hash(text) for text in texts]
@@ -197,6 +238,8 @@ def duplicate_groups(
             num_perm=num_perm,
             seed=seed,
             common=common,
+            relevant_only=True,
+            index_path=index_path,
         )
         pairs = [(unique[p.a], unique[p.b]) for p in found if p.merged]
         for a, b in pairs:

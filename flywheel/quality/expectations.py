@@ -10,6 +10,7 @@ the per-row verdicts come from `checks.py`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,8 +86,11 @@ def _schema_valid(parsed: Any) -> bool | None:
     return parsed.reason != "schema_violation"
 
 
-def suite_spec(workload: WorkloadConfig, rows: list[CurationRow]) -> list[tuple[str, dict[str, Any]]]:
-    """(GE expectation class name, kwargs) of the workload's suite."""
+def suite_spec(
+    workload: WorkloadConfig, rows: list[CurationRow], request: dict[str, Any] | None = None
+) -> list[tuple[str, dict[str, Any]]]:
+    """(GE expectation class name, kwargs) of the workload's suite; `request` (else the first row's)
+    is where a per-request JSON schema is looked up."""
     config = workload.curation
     spec: list[tuple[str, dict[str, Any]]] = [
         ("ExpectTableColumnsToMatchSet", {"column_set": list(QUALITY_SCHEMA), "exact_match": False}),
@@ -115,10 +119,12 @@ def suite_spec(workload: WorkloadConfig, rows: list[CurationRow]) -> list[tuple[
             },
         ),
     ]
-    return spec + _task_spec(workload, rows)
+    if request is None:
+        request = rows[0].request if rows else {}
+    return spec + _task_spec(workload, request)
 
 
-def _task_spec(workload: WorkloadConfig, rows: list[CurationRow]) -> list[tuple[str, dict[str, Any]]]:
+def _task_spec(workload: WorkloadConfig, request: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     if workload.task == "classification":
         spec = [("ExpectColumnValuesToNotBeNull", {"column": "label"})]
         if workload.labels:
@@ -128,7 +134,7 @@ def _task_spec(workload: WorkloadConfig, rows: list[CurationRow]) -> list[tuple[
         return spec
     if workload.task == "extraction":
         spec = [("ExpectColumnValuesToBeJsonParseable", {"column": "answer"})]
-        if schema_for(workload, rows[0].request if rows else {}) is not None:
+        if schema_for(workload, request) is not None:
             # GE's ExpectColumnValuesToMatchJsonSchema builds a validator per value (~8 ms a row); the
             # validator compiled once in answers.py fills this column instead.
             spec.append(
@@ -147,8 +153,14 @@ def _task_spec(workload: WorkloadConfig, rows: list[CurationRow]) -> list[tuple[
     return [("ExpectColumnValuesToNotBeNull", {"column": "answer"})]
 
 
-def run_suite(workload: WorkloadConfig, batches: dict[str, list[CurationRow]]) -> list[ExpectationResult]:
-    """Validate each batch with the workload's suite; one result per expectation and batch."""
+def run_suite(
+    workload: WorkloadConfig,
+    batches: Mapping[str, list[CurationRow] | pl.DataFrame],
+    requests: Mapping[str, dict[str, Any]] | None = None,
+) -> list[ExpectationResult]:
+    """Validate each batch (its rows, or their `quality_frame`) with the workload's suite; one result
+    per expectation and batch. `requests`: the first request of each batch given as a frame (where
+    `suite_spec` looks up a per-request JSON schema)."""
     if not batches:
         return []
     import great_expectations as gx
@@ -161,13 +173,14 @@ def run_suite(workload: WorkloadConfig, batches: dict[str, list[CurationRow]]) -
     results: list[ExpectationResult] = []
     for batch_id, rows in sorted(batches.items()):
         suite = gx.ExpectationSuite(name=f"{suite_name}.{len(results)}")
-        for class_name, kwargs in suite_spec(workload, rows):
+        members = rows if isinstance(rows, list) else []
+        for class_name, kwargs in suite_spec(workload, members, (requests or {}).get(batch_id)):
             suite.add_expectation(getattr(gxe, class_name)(**kwargs))
         suite = context.suites.add(suite)
         validation = context.validation_definitions.add(
             gx.ValidationDefinition(name=f"validate.{len(results)}", data=batch_definition, suite=suite)
         )
-        frame = quality_frame(rows, workload).to_pandas()
+        frame = (rows if isinstance(rows, pl.DataFrame) else quality_frame(rows, workload)).to_pandas()
         outcome = validation.run(batch_parameters={"dataframe": frame}, result_format="SUMMARY")
         results.extend(_results(suite_name, batch_id, outcome))
     return results

@@ -17,6 +17,7 @@ different inputs.
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from flywheel.config import WorkloadConfig
@@ -37,10 +38,11 @@ SLICE_KIND = {"classification": "label", "tool_call": "tool", "extraction": "top
 
 
 def mark_duplicates(
-    rows: list[CurationRow], workload: WorkloadConfig
+    rows: list[CurationRow], workload: WorkloadConfig, index_path: Path | None = None
 ) -> tuple[dict[str, int], list[dict[str, Any]]]:
     """Set dup_group on every grouped row, reject the redundant ones and merge what they carry into
-    the kept representatives; returns counts and the calibration pairs (nearest the threshold)."""
+    the kept representatives; returns counts and the calibration pairs (nearest the threshold).
+    `index_path`: the persistent near-duplicate index (`dedup_index.py`) to reuse and update."""
     config = workload.curation
     groups = duplicate_groups(
         [row.input_text for row in rows],
@@ -49,6 +51,7 @@ def mark_duplicates(
         num_perm=config.num_perm,
         near=config.dedup,
         common_share=config.near_dup_common_share,
+        index_path=index_path,
     )
     counts: Counter[str] = Counter(groups=len(groups.groups), near_pairs=groups.near_pairs)
     for members in groups.groups if config.dedup else []:

@@ -61,20 +61,22 @@ def find_template(
     needed = max(1, math.ceil(min_coverage * len(conversations)))
     members = list(range(len(conversations)))
     prefix: list[dict[str, Any]] = []
+    dumps: dict[int, bytes] = {}  # by object: one serialization per shared (interned) message object
+
+    def key_of(message: dict[str, Any]) -> bytes:
+        found = dumps.get(id(message))
+        return found if found is not None else dumps.setdefault(id(message), canonical_dumps(message))
+
     while True:
         depth = len(prefix)
-        keys = [
-            canonical_dumps(conversations[i][depth]) for i in members if len(conversations[i]) > depth + 1
-        ]
+        keys = [key_of(conversations[i][depth]) for i in members if len(conversations[i]) > depth + 1]
         if not keys:
             break
         key, count = Counter(keys).most_common(1)[0]
         if count < needed:
             break
         members = [
-            i
-            for i in members
-            if len(conversations[i]) > depth + 1 and canonical_dumps(conversations[i][depth]) == key
+            i for i in members if len(conversations[i]) > depth + 1 and key_of(conversations[i][depth]) == key
         ]
         prefix.append(orjson.loads(key))
     text_prefix = _common_text_start([conversations[i][len(prefix)] for i in members], needed)

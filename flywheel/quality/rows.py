@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import duckdb
 import orjson
 
 from flywheel.config import WorkloadConfig
@@ -79,29 +78,23 @@ class CurationRow:
             self.reason, self.detail = reason, detail
 
 
-def load_rows(con: duckdb.DuckDBPyConnection, workload_id: str) -> list[CurationRow]:
-    """Every interaction of the workload, oldest batch first (the order representatives are chosen in)."""
-    frame = con.sql(INTERACTION_SQL, params=[workload_id]).pl()
-    rows = []
-    for record in frame.iter_rows(named=True):
-        rows.append(
-            CurationRow(
-                interaction_id=record["id"],
-                client_id=record["client_id"],
-                source_ref=record["source_ref"],
-                batch_id=record["batch_id"],
-                status=record["status"],
-                ts=record["ts"],
-                request=orjson.loads(record["request"]),
-                response=orjson.loads(record["response"]),
-                feedback=orjson.loads(record["feedback"]) if record["feedback"] else None,
-                metadata=orjson.loads(record["metadata"]) if record["metadata"] else {},
-                prompt_tokens=record["prompt_tokens"],
-                completion_tokens=record["completion_tokens"],
-                imported_gold=record["gold_label"],
-            )
-        )
-    return rows
+def row_from_record(record: dict[str, Any]) -> CurationRow:
+    """A CurationRow from one row of INTERACTION_SQL (as Polars yields it)."""
+    return CurationRow(
+        interaction_id=record["id"],
+        client_id=record["client_id"],
+        source_ref=record["source_ref"],
+        batch_id=record["batch_id"],
+        status=record["status"],
+        ts=record["ts"],
+        request=orjson.loads(record["request"]),
+        response=orjson.loads(record["response"]),
+        feedback=orjson.loads(record["feedback"]) if record["feedback"] else None,
+        metadata=orjson.loads(record["metadata"]) if record["metadata"] else {},
+        prompt_tokens=record["prompt_tokens"],
+        completion_tokens=record["completion_tokens"],
+        imported_gold=record["gold_label"],
+    )
 
 
 def prepare_rows(

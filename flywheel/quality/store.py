@@ -20,7 +20,7 @@ from flywheel.datasets.snapshots import (
     write_snapshot,
 )
 from flywheel.quality.pruning import PromptTemplate, save_template
-from flywheel.quality.rows import CurationRow, load_rows
+from flywheel.quality.rows import CurationRow
 from flywheel.records import utcnow
 
 if TYPE_CHECKING:
@@ -42,9 +42,9 @@ VERDICT_SCHEMA = pa.schema(
 
 @dataclass
 class CurationState:
-    """What a curation run reads from the warehouse before computing anything."""
+    """What a curation run reads from the warehouse before computing anything (the rows themselves are
+    read and prepared chunk by chunk: `flywheel.quality.stream`)."""
 
-    rows: list[CurationRow]
     validated_batches: set[str]
     quarantined: int
     next_snapshot_id: str
@@ -66,7 +66,6 @@ def read_state(con: duckdb.DuckDBPyConnection, workload_id: str, refresh_eval: b
         "SELECT count(*) FROM quarantine WHERE workload_id = ?", [workload_id]
     ).fetchall()
     state = CurationState(
-        rows=load_rows(con, workload_id),
         validated_batches={batch for (batch,) in validated},
         quarantined=int(quarantined[0][0]),
         next_snapshot_id=next_snapshot_id(con, workload_id),

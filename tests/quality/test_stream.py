@@ -1,0 +1,59 @@
+"""Chunked preparation: the same rows, verdicts and quality columns whatever the chunk size, and the
+raw JSON of a prepared row is dropped (what keeps curation's memory bounded)."""
+
+from pathlib import Path
+
+from flywheel.config import WorkloadConfig
+from flywheel.ingest import ingest_paths
+from flywheel.quality.pii import DEFAULT_PATTERNS
+from flywheel.quality.stream import PreparedPool, find_pool_template, prepare_pool
+from flywheel.store.db import Warehouse
+from tests.conftest import chat_record, write_jsonl
+
+SYSTEM = "You route support tickets for ShopWave. Answer with exactly one queue name and nothing else. " * 3
+WORKLOAD = WorkloadConfig(id="w", task="classification", labels=["billing", "refund"])
+
+
+def _records() -> list[dict]:
+    records = []
+    for i in range(23):
+        record = chat_record(i, "billing" if i % 3 else ("refund" if i % 2 else "no idea"))
+        text = f"ticket {i}: charged twice, mail me at user{i}@example.com"
+        messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": text}]
+        record["request"] = {"model": "gpt-4o-mini", "messages": messages}
+        if i % 5 == 0:
+            record["request"]["response_format"] = {"type": "text"}
+        records.append(record)
+    return records
+
+
+def _snapshot(pool: PreparedPool) -> list[tuple]:
+    return [
+        (r.interaction_id, r.reason, r.detail, r.label, r.input_text, sorted(r.pii.items()), r.messages)
+        for r in pool.rows
+    ]
+
+
+def test_chunk_size_changes_nothing_and_raw_json_is_dropped(tmp_path: Path) -> None:
+    warehouse = Warehouse(tmp_path / "w.duckdb")
+    ingest_paths(warehouse, [write_jsonl(tmp_path / "logs.jsonl", _records())], workload_id="w")
+    template = warehouse.read(lambda con: find_pool_template(con, WORKLOAD))
+    assert template is not None and template.n_static_tokens > 16
+
+    def prepared(chunk_rows: int) -> PreparedPool:
+        return warehouse.read(
+            lambda con: prepare_pool(con, WORKLOAD, template, DEFAULT_PATTERNS, set(), chunk_rows=chunk_rows)
+        )
+
+    whole, chunked = prepared(10_000), prepared(4)
+    assert len(whole.rows) == 23 and _snapshot(whole) == _snapshot(chunked)
+    assert any(r.reason for r in whole.rows) and any(r.pii for r in whole.rows)
+    frames, chunked_frames = whole.quality_frames(), chunked.quality_frames()
+    assert frames.keys() == chunked_frames.keys()
+    assert all(frames[b].equals(chunked_frames[b]) for b in frames)
+    assert sum(f.height for f in frames.values()) == 23
+    for row in chunked.rows:  # only the snapshot's request keys survive preparation
+        assert row.response == {} and row.metadata == {} and row.feedback is None
+        assert set(row.request) <= {"tools", "response_format"}
+        assert all(m.get("role") != "system" for m in row.messages)  # pruned to the variable part
+    assert sum("response_format" in row.request for row in chunked.rows) == 5
