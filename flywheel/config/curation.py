@@ -63,6 +63,11 @@ class CurationConfig(BaseModel):
     # Row checks
     reject_negative_feedback: bool = Field(True, description="Default rule on the logged feedback")
     feedback: FeedbackConfig | None = Field(None, description="Read feedback from a log field instead")
+    shadow_labels: bool = Field(
+        True,
+        description="A student-served call the teacher also answered (a serve shadow call) is a training "
+        "row with the teacher's answer; false: only logged teacher answers and fallbacks are labels",
+    )
     refusal_patterns: list[str] = Field(default_factory=lambda: list(DEFAULT_REFUSAL_PATTERNS))
     min_input_tokens: int = Field(1, ge=0, description="Estimated tokens of the variable input")
     max_input_tokens: int = Field(8192, ge=1)

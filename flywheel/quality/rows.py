@@ -80,6 +80,14 @@ class CurationRow:
 
 def row_from_record(record: dict[str, Any]) -> CurationRow:
     """A CurationRow from one row of INTERACTION_SQL (as Polars yields it)."""
+    metadata = orjson.loads(record["metadata"]) if record["metadata"] else {}
+    response = orjson.loads(record["response"])
+    shadow = metadata.get("teacher_response") if metadata.get("served_by") == "student" else None
+    if isinstance(shadow, dict) and isinstance(shadow.get("message"), dict):
+        # The teacher answered this served request in the background (a shadow call): its answer is
+        # a label like any logged teacher answer, most useful where the student disagreed with it.
+        response = shadow
+        metadata = {**metadata, "served_by": "teacher", "label_from": "shadow"}
     return CurationRow(
         interaction_id=record["id"],
         client_id=record["client_id"],
@@ -88,9 +96,9 @@ def row_from_record(record: dict[str, Any]) -> CurationRow:
         status=record["status"],
         ts=record["ts"],
         request=orjson.loads(record["request"]),
-        response=orjson.loads(record["response"]),
+        response=response,
         feedback=orjson.loads(record["feedback"]) if record["feedback"] else None,
-        metadata=orjson.loads(record["metadata"]) if record["metadata"] else {},
+        metadata=metadata,
         prompt_tokens=record["prompt_tokens"],
         completion_tokens=record["completion_tokens"],
         imported_gold=record["gold_label"],
@@ -118,7 +126,7 @@ def prepare_rows(
             row.parsed,
             row.outcome,
             has_gold=row.imported_gold is not None,
-            served_by=row.metadata.get("served_by") if isinstance(row.metadata, dict) else None,
+            served_by=served_by(row, config.shadow_labels),
         )
         verdict = first_failure(view, config)
         if verdict is None and row.parsed is not None and row.label is None:
@@ -132,6 +140,15 @@ def prepare_rows(
             progress(500)
     if progress and len(rows) % 500:
         progress(len(rows) % 500)
+
+
+def served_by(row: CurationRow, shadow_labels: bool) -> str | None:
+    """Who answered the row's label: a shadow call's teacher answer counts as the student's (so it
+    is no label) when the workload takes no shadow labels."""
+    metadata = row.metadata if isinstance(row.metadata, dict) else {}
+    if metadata.get("label_from") == "shadow" and not shadow_labels:
+        return "student"
+    return metadata.get("served_by")
 
 
 def prepare_row(

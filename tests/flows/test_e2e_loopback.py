@@ -30,7 +30,12 @@ from tests.serve.conftest import serve_with_lifespan
 
 pytestmark = pytest.mark.slow
 LABELS = ["billing", "refund", "shipping"]
-CURATION = {"expectations": False, "export": [], "max_client_share": None, "max_slice_share": None}
+# This test follows detection and rollback: the shadow calls' teacher answers, labels by default
+# (tests/serve/test_active_learning.py), would retrain the champion mid-test.
+CURATION = {
+    "expectations": False, "export": [], "max_client_share": None, "max_slice_share": None,
+    "shadow_labels": False,
+}  # fmt: skip
 WORDS = [
     f"{a}{b}" for a in ("mar", "ven", "tol", "quis", "bran", "dor", "pel") for b in ("ak", "el", "im", "os")
 ]

@@ -166,3 +166,24 @@ def test_a_student_served_answer_is_no_label_unless_a_person_corrected_it() -> N
         first_failure(corrected, CurationConfig()) is None
         and first_failure(fallback, CurationConfig()) is None
     )
+
+
+def test_a_shadow_calls_teacher_answer_is_a_label_unless_the_workload_says_no() -> None:
+    import orjson
+
+    from flywheel.quality.rows import row_from_record, served_by
+
+    teacher = {"message": {"role": "assistant", "content": "refund"}, "finish_reason": "stop"}
+    student = {"message": {"role": "assistant", "content": "billing"}, "finish_reason": "stop"}
+    record = {
+        "id": "i1", "client_id": None, "source_ref": "spool:1", "batch_id": "b", "status": "ok", "ts": None,
+        "request": orjson.dumps({"messages": [{"role": "user", "content": "money back"}]}),
+        "response": orjson.dumps(student), "feedback": None, "prompt_tokens": 3, "completion_tokens": 1,
+        "gold_label": None,
+        "metadata": orjson.dumps({"served_by": "student", "teacher_response": teacher}),
+    }  # fmt: skip
+    row = row_from_record(record)
+    assert row.response == teacher and served_by(row, shadow_labels=True) == "teacher"
+    assert served_by(row, shadow_labels=False) == "student"  # then rejected as student_answer
+    unshadowed = row_from_record(record | {"metadata": orjson.dumps({"served_by": "student"})})
+    assert unshadowed.response == student and served_by(unshadowed, shadow_labels=True) == "student"

@@ -68,9 +68,20 @@ def test_fallbacks_reenter_training_and_served_calls_are_ranked(make_harness) ->
         ).fetchall()
     )
     fallback_ids = {row[0] for row in rows}
+    by_spool_id = dict(
+        loop.warehouse.read(
+            lambda con: con.execute(
+                "SELECT metadata->>'spool_id', id FROM interactions "
+                "WHERE (metadata->'teacher_response') IS NOT NULL"
+            ).fetchall()
+        )
+    )
     data = load_training_data(loop.warehouse, "support")
     trained = {e.interaction_id: e for e in [*data.train, *data.val]}
-    assert trained and set(trained) <= fallback_ids  # student answers are never labels
+    # student answers are never labels; the teacher's are, from a fallback or from a shadow call
+    assert trained and set(trained) <= fallback_ids | set(by_spool_id.values())
+    edge_ids = {by_spool_id[line["id"]] for line in edge}
+    assert edge_ids & set(trained)  # where the student was wrong, the teacher's answer is learned
     assert {e.target["content"] for e in trained.values()} == {"refund"}  # the teacher's answer
 
     priorities = served_priorities(loop.warehouse, loop.workload("support"), threshold=0.5)
@@ -90,4 +101,7 @@ def test_fallbacks_reenter_training_and_served_calls_are_ranked(make_harness) ->
     # relabel's order: the served-hard examples first, then the rest as they came
     others = [replace(e, interaction_id=f"other-{i}") for i, e in enumerate(data.train[:3])]
     ordered = prioritize([*others, *trained.values()], priorities)
-    assert [e.interaction_id for e in ordered[-3:]] == [e.interaction_id for e in others]
+    flagged = {p.interaction_id for p in priorities if p.score > 0} & set(trained)
+    assert flagged and {e.interaction_id for e in ordered[: len(flagged)]} == flagged
+    rest = [e.interaction_id for e in ordered[len(flagged) :]]
+    assert rest[:3] == [e.interaction_id for e in others]  # unflagged ones keep the order they came in
