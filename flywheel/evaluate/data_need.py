@@ -74,7 +74,9 @@ def _weighted_fit(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarr
     return np.where(capped, 1.0, a), np.where(capped, b_capped, b)
 
 
-def fit_power_law(ns: np.ndarray, scores: np.ndarray, totals: np.ndarray | None = None) -> tuple[float, float, float]:
+def fit_power_law(
+    ns: np.ndarray, scores: np.ndarray, totals: np.ndarray | None = None
+) -> tuple[float, float, float]:
     """(a, b, c) of score = a - b * n^-c for one curve (weighted when `totals` are given)."""
     totals = np.full(len(ns), 100.0) if totals is None else totals.astype(float)
     a, b, c = fit_curves(ns, scores, point_weights(scores, totals))[0]

@@ -123,7 +123,9 @@ def test_the_run_report_says_what_training_chose() -> None:
     assert "max length 32 (p95 of training inputs, 3/400 truncated)" in text and "most inputs cut" in text
 
 
-def sampled_curve(a: float, b: float, c: float, seed: int, total: int = 500, coupled: bool = False) -> list[dict]:
+def sampled_curve(
+    a: float, b: float, c: float, seed: int, total: int = 500, coupled: bool = False
+) -> list[dict]:
     """Five nested sizes scored on `total` val examples with binomial noise, with per-example hits.
     coupled: one latent difficulty per val example (a point with accuracy p gets right exactly the
     examples easier than p), as students trained on nested data tend to; else independent draws."""
