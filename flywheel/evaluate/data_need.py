@@ -1,15 +1,24 @@
 """How much data would reach the gate: a saturating power law fitted to the student's learning curve.
 
-Training records the candidate's learning curve (val agreement of the same student trained on nested
-25% / 50% / 100% of train: flywheel.train.search). Here `score(n) = a - b * n^-c` is fitted to those
-points (a grid over c in [0.05, 1], least squares for a and b, a <= 1), and solved for the n where the score
-reaches the gate's target (min_agreement under reference teacher, else the teacher's score minus
-max_drop_vs_teacher). Uncertainty: a parametric bootstrap over the val draws (each point's score
-redrawn as Binomial(val examples, score)); `records_needed` is the median over draws and
-`records_needed_range` the 10th-90th percentiles. When the asymptote `a` of most draws stays below the
-target (or the answer is beyond MAX_EXTRAPOLATION x the data), the target is "not reachable with
-this student". The curve is scored on val, so it answers "where does the point estimate reach the
-target"; the gate also needs the eval split's CI to clear it (see eval_rows_needed).
+Training records the candidate's learning curve: val agreement of the same student trained on nested
+fractions of train (flywheel.train.search), with which val examples each point got right. Here
+`score(n) = a - b * n^-c` is fitted to those points by weighted least squares (each point weighted by
+the inverse of its binomial variance; a <= 1, b >= 0, c on a grid over [0.05, 1]) and solved for the
+n where the score reaches the gate's target (min_agreement under reference teacher, else the
+teacher's score minus max_drop_vs_teacher).
+
+Uncertainty: a bootstrap over the val examples. The points share one val set, so each draw resamples
+example indices once for every point (keeping the points' correlation); curves recorded without
+per-example results fall back to redrawing each score as Binomial(val examples, score).
+`records_needed` is the median over draws, `records_needed_range` the 10th-90th percentiles.
+
+The ceiling of a short curve is barely identified (a slow exponent with a high asymptote fits three
+points as well as a fast one with a low asymptote), so "not reachable with this student" needs the
+evidence to say so: the 95th percentile over draws of the score the curve reaches at
+MAX_EXTRAPOLATION x the data (its practical ceiling) is below the target. When the ceiling may clear
+the target but the median draw does not reach it within that horizon, the status is "uncertain" and
+the note gives the lower bound. The curve is scored on val, so it answers "where does the point
+estimate reach the target"; the gate also needs the eval split's CI to clear it (see eval_rows_needed).
 """
 
 from __future__ import annotations
@@ -24,32 +33,54 @@ import numpy as np
 C_GRID = np.linspace(0.05, 1.0, 39)
 MAX_EXTRAPOLATION = 100  # beyond 100x the training data, an estimate is no longer one
 RESAMPLES = 400
-REACHED, ESTIMATED, UNREACHABLE, UNKNOWN = "reached", "estimated", "not_reachable", "unknown"
+CEILING_QUANTILE = 95  # "not reachable" when even this percentile of the ceiling is below the target
+REACHED, ESTIMATED, UNREACHABLE, UNCERTAIN, UNKNOWN = (
+    "reached", "estimated", "not_reachable", "uncertain", "unknown"
+)  # fmt: skip
 
 
-def fit_power_law(ns: np.ndarray, scores: np.ndarray) -> tuple[float, float, float]:
-    """(a, b, c) of score = a - b * n^-c with a <= 1 and b >= 0, least squares over a grid of c."""
-    best: tuple[float, tuple[float, float, float]] | None = None
+def point_weights(scores: np.ndarray, totals: np.ndarray) -> np.ndarray:
+    """1 / binomial variance of each point's score; Laplace-smoothed so a perfect score is not exact."""
+    smoothed = (scores * totals + 1) / (totals + 2)
+    return totals / (smoothed * (1 - smoothed))
+
+
+def fit_curves(ns: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """(a, b, c) per row of `scores` (shape draws x points): weighted least squares of
+    score = a - b * n^-c under a <= 1 and b >= 0, best c of C_GRID. Returns shape (draws, 3)."""
+    scores = np.atleast_2d(scores)
+    w = weights / weights.sum()
+    best_sse = np.full(len(scores), np.inf)
+    best = np.zeros((len(scores), 3))
     for c in C_GRID:
-        x = ns.astype(float) ** -c
-        a, b = _linear_fit(x, scores)
-        sse = float(((a - b * x - scores) ** 2).sum())
-        if best is None or sse < best[0] - 1e-12:
-            best = (sse, (a, b, float(c)))
-    assert best is not None
-    return best[1]
+        a, b = _weighted_fit(ns.astype(float) ** -c, scores, w)
+        sse = (w * (a[:, None] - b[:, None] * ns.astype(float) ** -c - scores) ** 2).sum(axis=1)
+        better = sse < best_sse - 1e-15
+        best_sse[better] = sse[better]
+        best[better] = np.column_stack([a, b, np.full(len(a), c)])[better]
+    return best
 
 
-def _linear_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Least squares y = a - b x under a <= 1 and b >= 0."""
-    design = np.column_stack([np.ones_like(x), -x])
-    (a, b), *_ = np.linalg.lstsq(design, y, rcond=None)
-    if b < 0:  # flat or falling: the curve says more data does not help
-        return float(y.mean()), 0.0
-    if a > 1:  # agreement cannot pass 1: pin the asymptote there
-        b = float(((1 - y) * x).sum() / (x * x).sum())
-        return 1.0, max(b, 0.0)
-    return float(a), float(b)
+def _weighted_fit(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted least squares y = a - b x for each row of y, under a <= 1 and b >= 0."""
+    xm, ym = (w * x).sum(), (y * w).sum(axis=1)
+    sxx = (w * (x - xm) ** 2).sum()
+    slope = ((y - ym[:, None]) * (w * (x - xm))).sum(axis=1) / sxx  # dy/dx = -b
+    b, a = -slope, ym - slope * xm
+    flat = b < 0  # flat or falling: the curve says more data does not help
+    a, b = np.where(flat, ym, a), np.where(flat, 0.0, b)
+    capped = a > 1  # agreement cannot pass 1: pin the asymptote there
+    b_capped = np.maximum(((1 - y) * w * x).sum(axis=1) / (w * x * x).sum(), 0.0)
+    return np.where(capped, 1.0, a), np.where(capped, b_capped, b)
+
+
+def fit_power_law(
+    ns: np.ndarray, scores: np.ndarray, totals: np.ndarray | None = None
+) -> tuple[float, float, float]:
+    """(a, b, c) of score = a - b * n^-c for one curve (weighted when `totals` are given)."""
+    totals = np.full(len(ns), 100.0) if totals is None else totals.astype(float)
+    a, b, c = fit_curves(ns, scores, point_weights(scores, totals))[0]
+    return float(a), float(b), float(c)
 
 
 def records_for(params: tuple[float, float, float], target: float, n_max: float) -> float:
@@ -66,7 +97,8 @@ def records_for(params: tuple[float, float, float], target: float, n_max: float)
 def estimate(
     points: list[dict[str, Any]], target: float, *, resamples: int = RESAMPLES, seed: int = 0
 ) -> dict[str, Any]:
-    """records_needed (training records) for the curve `points` ({n, score, total}) to reach `target`."""
+    """records_needed (training records) for the curve `points` ({n, score, total[, hits]}) to reach
+    `target`; `hits` is a string of 0/1 per val example, in the same example order for every point."""
     points = sorted(points, key=lambda p: p["n"])
     curve = [[int(p["n"]), float(p["score"])] for p in points]
     out: dict[str, Any] = {"target": round(target, 4), "records_needed": None, "curve": curve}
@@ -74,43 +106,65 @@ def estimate(
         return out | {"status": UNKNOWN, "note": "a learning curve needs at least two training sizes"}
     ns = np.array([p["n"] for p in points], dtype=float)
     scores = np.array([p["score"] for p in points], dtype=float)
-    current = int(ns[-1])
-    params = fit_power_law(ns, scores)
-    out["fit"] = {"a": round(params[0], 4), "b": round(params[1], 4), "c": round(params[2], 3)}
+    totals = np.array([max(1, int(p.get("total") or 100)) for p in points], dtype=float)
+    current, horizon = int(ns[-1]), ns[-1] * MAX_EXTRAPOLATION
+    weights = point_weights(scores, totals)
+    a, b, c = (float(v) for v in fit_curves(ns, scores, weights)[0])
+    out["fit"] = {"a": round(a, 4), "b": round(b, 4), "c": round(c, 3)}
     out["current_records"] = current
     if scores[-1] >= target:
         note = "the full training set already reaches the target on val"
         return out | {"status": REACHED, "records_needed": current, "note": note}
-    draws = _bootstrap(points, target, current * MAX_EXTRAPOLATION, resamples, seed)
-    finite = draws[np.isfinite(draws)]
-    out["reachable_share"] = round(len(finite) / len(draws), 3)
-    if len(finite) * 2 <= len(draws):
+    params = fit_curves(ns, _resampled(points, scores, totals, resamples, seed), weights)
+    ceilings = params[:, 0] - params[:, 1] * horizon ** -params[:, 2]
+    needed = np.array([records_for(tuple(row), target, horizon) for row in params])
+    return out | _verdict(needed, ceilings, target, current)
+
+
+def _verdict(needed: np.ndarray, ceilings: np.ndarray, target: float, current: int) -> dict[str, Any]:
+    """Status, records and note from the bootstrap draws (inf: the draw never reaches the target)."""
+    finite = needed[np.isfinite(needed)]
+    ceiling = [round(float(np.percentile(ceilings, q)), 4) for q in (5, 50, CEILING_QUANTILE)]
+    out: dict[str, Any] = {"reachable_share": round(len(finite) / len(needed), 3), "ceiling": ceiling}
+    horizon = f"{MAX_EXTRAPOLATION}x the data"
+    if ceiling[2] < target:
         note = (
-            f"not reachable with this student: the curve flattens near {params[0]:.3f} "
-            f"(< target {target:.3f}); {len(finite) / len(draws):.0%} of bootstrap draws reach it "
-            f"within {MAX_EXTRAPOLATION}x the data"
+            f"not reachable with this student: at {horizon} the curve reaches {ceiling[1]:.3f} "
+            f"({CEILING_QUANTILE}th percentile {ceiling[2]:.3f} < target {target:.3f})"
         )
         return out | {"status": UNREACHABLE, "note": note}
+    low = max(current, _round(float(np.percentile(needed, 10, method="higher"))))
+    if len(finite) * 2 <= len(needed):
+        note = (
+            f"uncertain: the curve may reach the target ({CEILING_QUANTILE}th percentile of its ceiling "
+            f"{ceiling[2]:.3f}) but most draws need more than {horizon}; at least ~{low} training records"
+        )
+        return out | {"status": UNCERTAIN, "records_needed_at_least": low, "note": note}
     # No interpolation: draws that never reach the target are +inf, and more than half are finite.
-    needed = float(np.percentile(draws, 50, method="lower"))
-    low, high = (float(np.percentile(draws, q, method="higher")) for q in (10, 90))
-    out["records_needed"] = max(current, _round(needed))
-    out["records_needed_range"] = [max(current, _round(low)), None if np.isinf(high) else _round(high)]
-    return out | {"status": ESTIMATED, "note": f"about {out['records_needed']} training records"}
+    high = float(np.percentile(needed, 90, method="higher"))
+    middle = max(current, _round(float(np.percentile(needed, 50, method="lower"))))
+    span = [low, None if np.isinf(high) else max(current, _round(high))]
+    return out | {"status": ESTIMATED, "records_needed": middle, "records_needed_range": span,
+                  "note": f"about {middle} training records"}  # fmt: skip
 
 
-def _bootstrap(
-    points: list[dict[str, Any]], target: float, n_max: float, resamples: int, seed: int
+def _resampled(
+    points: list[dict[str, Any]], scores: np.ndarray, totals: np.ndarray, resamples: int, seed: int
 ) -> np.ndarray:
+    """Bootstrap scores (resamples x points). Val examples are resampled jointly when every point has
+    its per-example `hits` over one val set; each point then also gets independent noise of its
+    binomial size, standing in for training noise (one seed per point cannot measure it; across
+    seeds, fine-tuned encoders on small data vary about as much as a val split of this size does).
+    Without hits, each score is redrawn from its binomial."""
     rng = np.random.default_rng(seed)
-    ns = np.array([p["n"] for p in points], dtype=float)
-    totals = np.array([max(1, int(p.get("total") or 100)) for p in points])
-    scores = np.array([p["score"] for p in points], dtype=float)
-    draws = np.empty(resamples)
-    for index in range(resamples):
-        redrawn = rng.binomial(totals, np.clip(scores, 0, 1)) / totals
-        draws[index] = records_for(fit_power_law(ns, redrawn), target, n_max)
-    return draws
+    hits = [p.get("hits") for p in points]
+    if all(isinstance(h, str) and h for h in hits) and len({len(h) for h in hits}) == 1:  # type: ignore[arg-type]
+        matrix = np.array([[ch == "1" for ch in h] for h in hits], dtype=float)  # type: ignore[union-attr]
+        index = rng.integers(0, matrix.shape[1], size=(resamples, matrix.shape[1]))
+        spread = np.sqrt(np.clip(scores * (1 - scores), 1e-4, None) / totals)
+        jitter = rng.normal(0.0, spread, size=(resamples, len(scores)))
+        return np.clip(matrix[:, index].mean(axis=2).T + jitter, 0.0, 1.0)
+    return rng.binomial(totals.astype(int), np.clip(scores, 0, 1), size=(resamples, len(scores))) / totals
 
 
 def _round(n: float) -> int:

@@ -92,7 +92,10 @@ class TrainOptions(_Strict):
     val_examples: int = Field(200, ge=0, description="Validation examples scored after training")
     # Fitting (flywheel.train.fitting)
     fit_budget_s: float = Field(
-        600.0, gt=0, description="Wall-clock budget of the epoch/lr search (the learning curve: half more)"
+        600.0,
+        gt=0,
+        description="Wall-clock budget of the epoch/lr search (the learning curve: up to as much again); "
+        "explicit epochs or max_steps are not cut by it unless it is set too",
     )
     learning_curve: bool | None = Field(
         None,

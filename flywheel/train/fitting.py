@@ -7,6 +7,10 @@
   Left unset, epochs become a cap (enough optimizer steps for small data, 20 at most) and early
   stopping on the val split keeps the best epoch; the learning rate is searched over the kind's
   default and 3x it. The whole fit shares a time budget (`options.fit_budget_s`).
+- The budget bounds what was left to the plan. Explicit epochs or max_steps run to completion unless
+  `fit_budget_s` is set as well: a default wall-clock budget would otherwise cut a configured schedule
+  short (mid-decay, at a high learning rate) whenever the machine is busy, so the same config would
+  train a different model under load.
 """
 
 from __future__ import annotations
@@ -55,7 +59,7 @@ class FitPlan:
     learning_rates: list[float]
     epochs: float
     early_stopping: bool
-    budget_s: float
+    budget_s: float | None  # None: no time budget (an explicit schedule, see the module docstring)
     reasons: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -128,7 +132,19 @@ def plan_fit(settings: TrainSettings, n_train: int, n_val: int) -> FitPlan:
         )
     else:
         reasons.append("epochs/max_steps set in the config" + ("; best val epoch kept" if stopping else ""))
-    return FitPlan(rates, epochs, stopping, float(options.fit_budget_s), reasons)
+    budget: float | None = float(options.fit_budget_s)
+    explicit_schedule = "epochs" not in auto or options.max_steps > 0
+    if explicit_schedule and "fit_budget_s" not in options.model_fields_set:
+        budget = None
+        reasons.append(
+            "no time budget: the schedule is set in the config (set options.fit_budget_s to cap it)"
+        )
+    return FitPlan(rates, epochs, stopping, budget, reasons)
+
+
+def budget_seconds(plan: FitPlan) -> float:
+    """The plan's time budget in seconds (inf when it has none)."""
+    return float("inf") if plan.budget_s is None else plan.budget_s
 
 
 def epoch_cap(n_train: int, settings: TrainSettings) -> float:

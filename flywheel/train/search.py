@@ -20,6 +20,7 @@ from flywheel.train.fitting import (
     MAX_VAL_FOR_STOPPING,
     FitPlan,
     best_val,
+    budget_seconds,
     choose_max_length,
     model_length_limit,
     plan_fit,
@@ -29,8 +30,11 @@ from flywheel.train.formatting import classifier_text, example_label
 from flywheel.train.hardware import Hardware
 from flywheel.train.sft import FitResult, Progress
 
-CURVE_FRACTIONS = (0.25, 0.5)
-CURVE_BUDGET_SHARE = 0.5  # the learning curve may take this share of options.fit_budget_s
+# Nested fractions of train for the learning curve (the full set is the fifth point): spaced about
+# evenly in log n (ratio ~1.4) so no single small-data point decides the fitted ceiling.
+CURVE_FRACTIONS = (0.25, 0.35, 0.5, 0.7)
+CURVE_BUDGET_SHARE = 1.0  # the learning curve may take at most this share of options.fit_budget_s
+CURVE_SLACK = 1.2  # each point may take this much more time per record than the chosen trial did
 CURVE_MAX_TRAIN = 5000  # above this, the learning curve is off unless options.learning_curve is set
 
 
@@ -84,7 +88,7 @@ def fit_classifier(
     stop_val = [e for e in val if example_label(e) in set(labels)][:MAX_VAL_FOR_STOPPING]
     plan = plan_fit(settings, len(train), len(stop_val))
     run = _Run(settings, labels, hardware, run_dir, seed, progress, resume, stop_val, plan)
-    best, trials = _search(run, train, started + plan.budget_s, first=(model, tokenizer))
+    best, trials = _search(run, train, started + budget_seconds(plan), first=(model, tokenizer))
     report = {
         "max_length": length.as_dict(),
         "plan": plan.as_dict(),
@@ -96,7 +100,8 @@ def fit_classifier(
         report["warnings"] = [length.warning]
     curve = None
     if _curve_wanted(settings, len(train), plan):
-        curve = learning_curve(run, train, report["chosen"])
+        full_hits = val_hits(best[0].model, best[1], run.val, labels, settings.max_seq_length)
+        curve = learning_curve(run, train, report["chosen"], full_hits)
     return SearchResult(best[0].model, best[1], best[0], best[2], report, curve)
 
 
@@ -158,15 +163,19 @@ def nested_subset(train: list[Example], fraction: float, seed: int) -> list[Exam
     return [train[i] for i in sorted(order[: max(1, round(fraction * len(train)))])]
 
 
-def learning_curve(run: _Run, train: list[Example], chosen: dict[str, Any]) -> dict[str, Any]:
-    """Val agreement of students trained on nested fractions of train with the chosen settings."""
+def learning_curve(run: _Run, train: list[Example], chosen: dict[str, Any], full_hits: str) -> dict[str, Any]:
+    """Val agreement of students trained on nested fractions of train with the chosen learning rate
+    and at most the chosen trial's epochs, with which val examples each got right (`hits`, the
+    bootstrap in flywheel.evaluate.data_need resamples them jointly)."""
     from flywheel.train.encoder import fit_encoder, load_encoder
 
-    rate = chosen["learning_rate"]
-    settings = run.settings.model_copy(update={"epochs": run.plan.epochs, "learning_rate": rate})
-    # Half the fit's budget, shared in proportion to each fraction's size.
-    now = time.monotonic()
-    deadlines = _shares(now, run.plan.budget_s * CURVE_BUDGET_SHARE, CURVE_FRACTIONS)
+    val = chosen.get("val") or {}
+    epochs = min(run.plan.epochs, float(val.get("epochs_run") or run.plan.epochs))
+    settings = run.settings.model_copy(update={"epochs": epochs, "learning_rate": chosen["learning_rate"]})
+    # The same time per record as the chosen trial (with slack), within CURVE_BUDGET_SHARE of the budget.
+    seconds = float(chosen.get("seconds") or 0.0) * CURVE_SLACK * sum(CURVE_FRACTIONS)
+    seconds = min(seconds or float("inf"), budget_seconds(run.plan) * CURVE_BUDGET_SHARE)
+    deadlines = _shares(time.monotonic(), seconds, CURVE_FRACTIONS)
     points = []
     for fraction, deadline in zip(CURVE_FRACTIONS, deadlines, strict=True):
         subset = nested_subset(train, fraction, run.seed)
@@ -175,13 +184,36 @@ def learning_curve(run: _Run, train: list[Example], chosen: dict[str, Any]) -> d
             model, tokenizer, subset, settings, run.hardware, run.run_dir / f"curve-{fraction:g}",
             seed=run.seed, progress=None, resume=run.resume, val=run.val, plan=run.plan, deadline=deadline,
         )  # fmt: skip
-        val = best_val(result.log_history)
-        if val and val.get("accuracy") is not None:
-            points.append(_point(len(subset), float(val["accuracy"]), len(run.val)))
-    full = (chosen.get("val") or {}).get("accuracy")
-    if full is not None:
-        points.append(_point(len(train), float(full), len(run.val)))
+        if best_val(result.log_history) is not None:
+            hits = val_hits(result.model, tokenizer, run.val, run.labels, settings.max_seq_length)
+            points.append(_point(len(subset), hits))
+    if val.get("accuracy") is not None:
+        points.append(_point(len(train), full_hits))
     return {"metric": "val agreement with the teacher", "val_examples": len(run.val), "points": points}
+
+
+def val_hits(model: Any, tokenizer: Any, val: list[Example], labels: list[str], max_length: int) -> str:
+    """'1'/'0' per val example: whether `model` predicts its label (the model's best epoch)."""
+    import torch
+
+    index = dict(model.config.label2id) or {label: i for i, label in enumerate(labels)}
+    was_training = model.training
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(val), 64):
+            batch = val[start : start + 64]
+            encoded = tokenizer(
+                [classifier_text(e) for e in batch], truncation=True, max_length=max_length,
+                padding=True, return_tensors="pt",
+            ).to(model.device)  # fmt: skip
+            predicted = model(**encoded).logits.argmax(-1).tolist()
+            out += [
+                "1" if p == index.get(example_label(e)) else "0"
+                for p, e in zip(predicted, batch, strict=True)
+            ]
+    model.train(was_training)
+    return "".join(out)
 
 
 def _shares(start: float, seconds: float, fractions: tuple[float, ...]) -> list[float]:
@@ -193,8 +225,9 @@ def _shares(start: float, seconds: float, fractions: tuple[float, ...]) -> list[
     return out
 
 
-def _point(n: int, accuracy: float, total: int) -> dict[str, Any]:
-    return {"n": n, "score": round(accuracy, 4), "correct": round(accuracy * total), "total": total}
+def _point(n: int, hits: str) -> dict[str, Any]:
+    correct, total = hits.count("1"), max(1, len(hits))
+    return {"n": n, "score": round(correct / total, 4), "correct": correct, "total": len(hits), "hits": hits}
 
 
 def fit_summary(report: dict[str, Any] | None, curve: dict[str, Any] | None) -> dict[str, Any] | None:

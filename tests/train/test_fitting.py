@@ -12,6 +12,7 @@ from flywheel.train.fitting import (
     LR_FACTORS,
     NO_VAL_EPOCHS,
     best_val,
+    budget_seconds,
     choose_max_length,
     classification_scores,
     plan_fit,
@@ -63,6 +64,15 @@ def test_explicit_epochs_and_learning_rate_override_the_search() -> None:
     assert plan.learning_rates == [5e-5] and plan.epochs == 2 and plan.early_stopping
     steps = plan_fit(settings(options={"max_steps": 7}), n_train=400, n_val=40)
     assert steps.epochs == 3.0  # max_steps set: the epoch count is not planned
+
+
+def test_the_time_budget_bounds_the_plan_not_an_explicit_schedule() -> None:
+    assert plan_fit(settings(), n_train=400, n_val=40).budget_s == 600.0  # the default budget
+    explicit = plan_fit(settings(epochs=3), n_train=400, n_val=0)
+    assert explicit.budget_s is None and budget_seconds(explicit) == float("inf")
+    assert plan_fit(settings(options={"max_steps": 7}), n_train=400, n_val=0).budget_s is None
+    capped = plan_fit(settings(epochs=3, options={"fit_budget_s": 90}), n_train=400, n_val=0)
+    assert capped.budget_s == 90.0  # a budget set in the config caps even an explicit schedule
 
 
 def test_val_score_is_accuracy_with_loss_as_tie_break_and_best_epoch_wins() -> None:
