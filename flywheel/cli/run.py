@@ -136,7 +136,7 @@ def _render(payload: dict[str, Any], config: str | None = None) -> None:
             s["metric"] or "-",
             _score(s["student_score"], s["student_ci"]),
             _score(s["teacher_score"], s["teacher_ci"]),
-            "-" if s["saved_pct"] is None else f"{s['saved_pct']:.0%}",
+            _pct(s["saved_pct"]),
             "-" if s["projected_monthly_saved_usd"] is None else f"{s['projected_monthly_saved_usd']:,.2f}",
         )
     out.print(table)
@@ -195,6 +195,13 @@ def _render_served(served: dict[str, Any]) -> None:
             _usd(row.get("saved_usd")),
         )
     out.print(table)
+
+
+def _pct(value: float | None) -> str:
+    """A share to whole percent; a rounding of -0.3% reads 0%, not -0%."""
+    if value is None:
+        return "-"
+    return f"{value:.0%}" if round(value * 100) != 0 else "0%"
 
 
 def _share(part: Any, whole: Any) -> str:
