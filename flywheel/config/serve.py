@@ -75,6 +75,12 @@ class ServeConfig(BaseModel):
     student_hardware: str = Field(DEFAULT_PROFILE, description="hardware.yaml profile for cost")
     student_usd_per_hour: float | None = Field(None, ge=0, description="Overrides the hardware profile")
 
+    def threshold(self, workload_id: str, calibrated: float | None = None) -> float:
+        """The workload's `thresholds` entry, else the champion's calibrated one, else the default."""
+        if workload_id in self.thresholds:
+            return self.thresholds[workload_id]
+        return calibrated if calibrated is not None else self.confidence_threshold
+
     @field_validator("thresholds")
     @classmethod
     def _thresholds_are_probabilities(cls, value: dict[str, float]) -> dict[str, float]:

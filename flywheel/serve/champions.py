@@ -37,7 +37,6 @@ import orjson
 from flywheel.answers import AnswerSpec
 from flywheel.answers.claims import ALL, CLAIMS
 from flywheel.bundle import Bundle, BundlePredictor, load_predictor, read_bundle
-from flywheel.layout import MANIFEST_NAME  # noqa: F401  (serve/server.py reads it from here too)
 from flywheel.records import Predictor
 from flywheel.serve.batcher import BatchObserver, DynamicBatcher
 

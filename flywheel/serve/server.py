@@ -11,8 +11,9 @@ from fastapi import FastAPI
 
 from flywheel.config import FlywheelConfig
 from flywheel.config.serve import ServeConfig
+from flywheel.layout import MANIFEST_NAME
 from flywheel.serve.app import make_app
-from flywheel.serve.champions import MANIFEST_NAME, ChampionWatcher, import_loader
+from flywheel.serve.champions import ChampionWatcher, import_loader
 from flywheel.serve.settings import ServeSettings, build_settings, spool_dir
 from flywheel.serve.spool import SpoolWriter
 from flywheel.serve.teacher import TeacherClients, build_teacher_clients

@@ -36,9 +36,7 @@ class ServeSettings:
         """The confidence under which a student answer goes to the teacher. Precedence: the
         workload's `serve.thresholds` entry, else the champion's calibrated threshold (a partial
         promotion's, from the champions manifest), else `serve.confidence_threshold`."""
-        if workload_id in self.serve.thresholds:
-            return self.serve.thresholds[workload_id]
-        return calibrated if calibrated is not None else self.serve.confidence_threshold
+        return self.serve.threshold(workload_id, calibrated)
 
     def on_unsure(self, workload_id: str, teacher_available: bool) -> UnsurePolicy:
         """What happens to an invalid or unsure student answer; "teacher" needs a teacher."""

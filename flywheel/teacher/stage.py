@@ -82,7 +82,7 @@ def served_threshold(config: FlywheelConfig, workload_id: str) -> float:
     from flywheel.config.serve import ServeConfig
 
     serve = config.serve or ServeConfig()
-    return serve.thresholds.get(workload_id, serve.confidence_threshold)
+    return serve.threshold(workload_id)
 
 
 def _label(
