@@ -87,7 +87,7 @@ def row_from_record(record: dict[str, Any]) -> CurationRow:
         # The teacher answered this served request in the background (a shadow call): its answer is
         # a label like any logged teacher answer, most useful where the student disagreed with it.
         response = shadow
-        metadata = {**metadata, "served_by": "teacher", "label_from": "shadow"}
+        metadata = {**metadata, "label_from": "shadow"}
     return CurationRow(
         interaction_id=record["id"],
         client_id=record["client_id"],
@@ -143,11 +143,11 @@ def prepare_rows(
 
 
 def served_by(row: CurationRow, shadow_labels: bool) -> str | None:
-    """Who answered the row's label: a shadow call's teacher answer counts as the student's (so it
-    is no label) when the workload takes no shadow labels."""
+    """Who answered the row's label: a shadow call's target is the teacher's answer, unless the
+    workload takes no shadow labels (then the call counts as what it was: the student's)."""
     metadata = row.metadata if isinstance(row.metadata, dict) else {}
-    if metadata.get("label_from") == "shadow" and not shadow_labels:
-        return "student"
+    if metadata.get("label_from") == "shadow" and shadow_labels:
+        return "teacher"
     return metadata.get("served_by")
 
 
