@@ -24,22 +24,21 @@ def split(routing) -> tuple[list, list]:
     return pool[:60], pool[60:90]  # 30 val examples: enough to early-stop on
 
 
+def train_on(student: StudentConfig, routing, demo_workloads, out_dir: Path):
+    """The student trained on the routing split (60 train, 30 val) of the demo's support-routing."""
+    train, val = split(routing)
+    workload = demo_workloads["support-routing"]
+    return train_candidate(student, workload, train, val, out_dir=out_dir, snapshot_id=None, warehouse=None)
+
+
 def test_unset_settings_are_chosen_from_the_data_and_recorded(
     tmp_path: Path, routing, demo_workloads
 ) -> None:
-    train, val = split(routing)
+    train, _ = split(routing)
     student = StudentConfig.model_validate(
         {"name": "auto", "kind": "encoder-classifier", "options": {**QUIET, "fit_budget_s": 40}}
     )
-    trained = train_candidate(
-        student,
-        demo_workloads["support-routing"],
-        train,
-        val,
-        out_dir=tmp_path,
-        snapshot_id=None,
-        warehouse=None,
-    )
+    trained = train_on(student, routing, demo_workloads, tmp_path)
     manifest = read_manifest(trained.path)
     fit, length = manifest["fit"], manifest["fit"]["max_length"]
     assert length["source"] == "p95 of training inputs" and length["total"] == len(train)
@@ -64,7 +63,6 @@ def test_unset_settings_are_chosen_from_the_data_and_recorded(
 
 
 def test_explicit_epochs_learning_rate_and_length_are_kept(tmp_path: Path, routing, demo_workloads) -> None:
-    train, val = split(routing)
     student = StudentConfig.model_validate(
         {
             "name": "fixed",
@@ -75,15 +73,7 @@ def test_explicit_epochs_learning_rate_and_length_are_kept(tmp_path: Path, routi
             "options": {**QUIET, "learning_curve": False},
         }
     )
-    trained = train_candidate(
-        student,
-        demo_workloads["support-routing"],
-        train,
-        val,
-        out_dir=tmp_path,
-        snapshot_id=None,
-        warehouse=None,
-    )
+    trained = train_on(student, routing, demo_workloads, tmp_path)
     manifest = read_manifest(trained.path)
     fit = manifest["fit"]
     assert [t["learning_rate"] for t in fit["trials"]] == [2e-4] and fit["plan"]["epochs"] == 1
