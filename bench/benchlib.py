@@ -143,7 +143,7 @@ def cost_lines(result: dict[str, Any]) -> list[str]:
         f"{student['requests_per_second']:.0f} req/s measured, batched) vs teacher "
         f"${teacher['cost_per_1k']:.6f} ({teacher['model']} list price, "
         f"{teacher['prompt_tokens_mean']:.0f} prompt + {teacher['completion_tokens_mean']:.0f} completion "
-        f"tokens/request {teacher['tokens_basis']}): {result['savings_pct']:.2%} cheaper",
+        f"tokens/request, {teacher['tokens_basis']}): {result['savings_pct']:.2%} cheaper",
         f"student: {result['params'] / 1e6:.1f}M params, {result['size_mb']:.0f} MB on disk, "
         f"{student['latency_ms_mean']:.2f} ms/request mean in batches "
         f"(p95 {student['latency_ms_p95']:.2f}), trained in {result['train_seconds']:.0f} s",

@@ -131,8 +131,8 @@ def workloads_table(rows: list[dict[str, Any]]) -> list[str]:
         "",
         "Teacher = the production model whose logged answers are the traffic; on held-out data its "
         "answers are the gold labels, so it scores 1.0 by construction. Its cost is its list price "
-        "(flywheel/pricing/prices.yaml) x tokens estimated at 4 characters per token of the request "
-        "the application sends (system prompt included): the public data logs no usage. The "
+        "(flywheel/pricing/prices.yaml) x the tokens of the request the application sends (system "
+        "prompt included) counted with the model's tokenizer: the public data logs no usage. The "
         "student's cost is the serving hardware's hourly rate (flywheel/hardware_profiles.yaml, "
         "cpu-2core $0.10/h) / its throughput measured on the held-out set in batches. Latency: mean "
         "per request in batches on this machine.",

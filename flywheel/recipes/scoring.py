@@ -3,11 +3,12 @@
 `score_on_gold` loads the champion (or a named model) from the registry with its bundle, answers the
 held-out requests with it (the same predictor `flywheel serve` runs) and with the teacher (a replay
 priced at the configured teacher model's catalog price: the public data has no logged usage, so its
-tokens are estimated at 4 characters per token of the request the application sends, system prompt
-included), and scores both against gold with the evaluation runner: metrics with 95% bootstrap
-intervals, latency, throughput and cost per 1k requests (the student's from the serving hardware's
-hourly rate and its measured throughput). Extraction workloads also get slot-level scores: micro
-precision/recall/F1 over (slot, value) pairs.
+tokens are counted from the request the application sends, system prompt included, with the model
+family's tokenizer, as `flywheel costs` counts them: flywheel/costs/tokens.py), and scores both
+against gold with the evaluation runner: metrics with 95% bootstrap intervals, latency, throughput
+and cost per 1k requests (the student's from the serving hardware's hourly rate and its measured
+throughput). Extraction workloads also get slot-level scores: micro precision/recall/F1 over (slot,
+value) pairs.
 """
 
 from __future__ import annotations
@@ -147,7 +148,7 @@ def score_on_gold(
         "promoted": record.stage == "champion",
         "n": result.n_examples,
         "student": _summary(mine),
-        "teacher": _summary(theirs) | {"model": teacher_model} | _tokens(teacher.predictions),
+        "teacher": _summary(theirs) | {"model": teacher_model} | _tokens(teacher.predictions, teacher.inner),
         "hardware": hardware,
         "params": record.params,
         "size_mb": round(directory_bytes(registry.artifact_dir(record)) / 2**20, 1),
@@ -192,12 +193,14 @@ def _summary(model: Any) -> dict[str, Any]:
     }
 
 
-def _tokens(predictions: list[Prediction]) -> dict[str, Any]:
+def _tokens(predictions: list[Prediction], replay: Any) -> dict[str, Any]:
+    """Mean tokens per request, and how they were counted (the replay's methods: no usage is logged)."""
     n = max(len(predictions), 1)
+    methods = ", ".join(f"{method} ({count})" for method, count in replay.token_methods.most_common())
     return {
         "prompt_tokens_mean": round(sum(p.prompt_tokens for p in predictions) / n, 1),
         "completion_tokens_mean": round(sum(p.completion_tokens for p in predictions) / n, 1),
-        "tokens_basis": "estimated at 4 characters per token (no usage logged in the data)",
+        "tokens_basis": f"counted from the requests, no usage logged in the data: {methods}",
     }
 
 
