@@ -94,8 +94,9 @@ class TrainOptions(_Strict):
     fit_budget_s: float = Field(
         600.0,
         gt=0,
-        description="Wall-clock budget of the epoch/lr search (the learning curve: up to as much again); "
-        "explicit epochs or max_steps are not cut by it unless it is set too",
+        description="Budget of the epoch/lr search (the learning curve: up to as much again) in compute "
+        "seconds: the process's CPU seconds per torch thread (wall time on a GPU), so a busy machine "
+        "does not shrink the fit; explicit epochs or max_steps are not cut by it unless it is set too",
     )
     learning_curve: bool | None = Field(
         None,

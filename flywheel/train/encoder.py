@@ -11,9 +11,11 @@ from flywheel.config import ConfigError
 from flywheel.records import Example
 from flywheel.train.config import MINILM_ALIASES, TrainSettings
 from flywheel.train.fitting import (
+    Clock,
     FitPlan,
     classification_scores,
     fit_callbacks,
+    fit_clock,
     restore_best,
     stopping_arguments,
 )
@@ -116,11 +118,13 @@ def fit_encoder(
     val: list[Example] | None = None,
     plan: FitPlan | None = None,
     deadline: float | None = None,
+    clock: Clock | None = None,
 ) -> tuple[FitResult, int]:
     """Train the classifier; returns the fit and how many examples had a label outside the space.
 
     With a `plan` that early-stops, `val` is scored every epoch and the best epoch's weights are kept;
-    `deadline` (time.monotonic()) stops training when the time budget is spent.
+    `deadline`, a reading of `clock` (flywheel.train.fitting.fit_clock), stops training when the time
+    budget is spent.
     """
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
@@ -144,7 +148,8 @@ def fit_encoder(
             **(stopping_arguments(plan) if stopping and plan is not None else {}),
         )
     )
-    extra = fit_callbacks(plan, deadline if deadline is not None else float("inf")) if plan else []
+    limit = deadline if deadline is not None else float("inf")
+    extra = fit_callbacks(plan, limit, clock or fit_clock(hardware)) if plan else []
     trainer = Trainer(
         model=model,
         args=args,

@@ -18,10 +18,12 @@ from flywheel.records import Example
 from flywheel.train.config import TrainSettings
 from flywheel.train.fitting import (
     MAX_VAL_FOR_STOPPING,
+    Clock,
     FitPlan,
     best_val,
     budget_seconds,
     choose_max_length,
+    fit_clock,
     model_length_limit,
     plan_fit,
     token_lengths,
@@ -61,6 +63,7 @@ class _Run:
     resume: bool
     val: list[Example]
     plan: FitPlan
+    clock: Clock  # the budget's clock (fit_clock): compute seconds, not wall time
 
 
 def fit_classifier(
@@ -78,7 +81,8 @@ def fit_classifier(
     """The best of the planned trials (by val score), with what was chosen and why."""
     from flywheel.train.encoder import load_encoder
 
-    started = time.monotonic()
+    clock = fit_clock(hardware)
+    started, wall_started = clock(), time.monotonic()
     model, tokenizer = load_encoder(settings, labels)
     explicit = None if "max_seq_length" in settings.auto else settings.max_seq_length
     lengths = token_lengths(tokenizer, [classifier_text(e) for e in train])
@@ -87,14 +91,15 @@ def fit_classifier(
     settings = settings.model_copy(update={"max_seq_length": length.max_length})
     stop_val = [e for e in val if example_label(e) in set(labels)][:MAX_VAL_FOR_STOPPING]
     plan = plan_fit(settings, len(train), len(stop_val))
-    run = _Run(settings, labels, hardware, run_dir, seed, progress, resume, stop_val, plan)
+    run = _Run(settings, labels, hardware, run_dir, seed, progress, resume, stop_val, plan, clock)
     best, trials = _search(run, train, started + budget_seconds(plan), first=(model, tokenizer))
     report = {
         "max_length": length.as_dict(),
         "plan": plan.as_dict(),
         "trials": trials,
         "chosen": next(t for t in trials if t.get("chosen")),
-        "seconds": round(time.monotonic() - started, 1),
+        "seconds": round(clock() - started, 1),
+        "wall_seconds": round(time.monotonic() - wall_started, 1),
     }
     if length.warning:
         report["warnings"] = [length.warning]
@@ -108,14 +113,15 @@ def fit_classifier(
 def _search(
     run: _Run, train: list[Example], deadline: float, first: tuple[Any, Any]
 ) -> tuple[tuple[FitResult, Any, int], list[dict[str, Any]]]:
-    """One trial per planned learning rate while the budget lasts; the best val score wins."""
+    """One trial per planned learning rate while the budget lasts (`deadline` on `run.clock`); the
+    best val score wins."""
     from flywheel.train.encoder import fit_encoder, load_encoder
 
     best: tuple[FitResult, Any, int] | None = None
     best_score, trials, last_seconds = float("-inf"), [], 0.0
     rates = run.plan.learning_rates
     for index, rate in enumerate(rates):
-        begun = time.monotonic()
+        begun = run.clock()
         if index and begun + last_seconds / 4 > deadline:
             trials.append({"learning_rate": rate, "skipped": "time budget"})
             continue
@@ -126,9 +132,9 @@ def _search(
         result, skipped = fit_encoder(
             model, tokenizer, train, settings, run.hardware, run.run_dir / f"lr-{rate:.0e}",
             seed=run.seed, progress=run.progress, resume=run.resume, val=run.val, plan=run.plan,
-            deadline=trial_deadline,
+            deadline=trial_deadline, clock=run.clock,
         )  # fmt: skip
-        last_seconds = time.monotonic() - begun
+        last_seconds = run.clock() - begun
         val = best_val(result.log_history)
         trial = {"learning_rate": rate, "seconds": round(last_seconds, 1), "steps": result.global_step}
         trial.update({"val": val} if val else {})
@@ -175,7 +181,7 @@ def learning_curve(run: _Run, train: list[Example], chosen: dict[str, Any], full
     # The same time per record as the chosen trial (with slack), within CURVE_BUDGET_SHARE of the budget.
     seconds = float(chosen.get("seconds") or 0.0) * CURVE_SLACK * sum(CURVE_FRACTIONS)
     seconds = min(seconds or float("inf"), budget_seconds(run.plan) * CURVE_BUDGET_SHARE)
-    deadlines = _shares(time.monotonic(), seconds, CURVE_FRACTIONS)
+    deadlines = _shares(run.clock(), seconds, CURVE_FRACTIONS)
     points = []
     for fraction, deadline in zip(CURVE_FRACTIONS, deadlines, strict=True):
         subset = nested_subset(train, fraction, run.seed)
@@ -183,6 +189,7 @@ def learning_curve(run: _Run, train: list[Example], chosen: dict[str, Any], full
         result, _skipped = fit_encoder(
             model, tokenizer, subset, settings, run.hardware, run.run_dir / f"curve-{fraction:g}",
             seed=run.seed, progress=None, resume=run.resume, val=run.val, plan=run.plan, deadline=deadline,
+            clock=run.clock,
         )  # fmt: skip
         if best_val(result.log_history) is not None:
             hits = val_hits(result.model, tokenizer, run.val, run.labels, settings.max_seq_length)

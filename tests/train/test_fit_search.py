@@ -52,7 +52,9 @@ def test_unset_settings_are_chosen_from_the_data_and_recorded(
         rates == [float(f"{default * f:.3g}") for f in LR_FACTORS] and fit["chosen"]["learning_rate"] in rates
     )
     assert fit["chosen"]["val"]["epoch"] <= fit["chosen"]["val"]["epochs_run"]
-    assert trained.train_seconds < 40 * 2 + 120  # the search and the curve (up to as much again) keep to it
+    # the search keeps to its budget in compute seconds (the fit's own CPU time per thread), whatever
+    # else the machine is running; wall time is recorded beside it
+    assert fit["seconds"] < 40 + 60 and fit["wall_seconds"] > 0
     points = manifest["learning_curve"]["points"]
     assert [p["n"] for p in points] == [15, 21, 30, 42, 60] and all(p["total"] == 30 for p in points)
     # per-example results for the data-need bootstrap; the full point agrees with the chosen trial's val

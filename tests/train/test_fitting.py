@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from types import SimpleNamespace
+
 import numpy as np
 
 from flywheel.config import StudentConfig, WorkloadConfig
@@ -15,8 +18,11 @@ from flywheel.train.fitting import (
     budget_seconds,
     choose_max_length,
     classification_scores,
+    fit_callbacks,
+    fit_clock,
     plan_fit,
 )
+from flywheel.train.hardware import Hardware
 from flywheel.train.search import fit_summary, nested_subset
 
 WORKLOAD = WorkloadConfig.model_validate({"id": "w", "task": "classification", "labels": ["a", "b"]})
@@ -113,3 +119,31 @@ def test_fit_summary_says_what_was_chosen() -> None:
     assert summary["best_epoch"] == 7.0 and summary["trials"] == 1 and summary["truncated"] == "2/50"
     assert summary["learning_curve"] == [[10, 0.5], [40, 0.9]]
     assert fit_summary(None, None) is None
+
+
+def test_the_budget_clock_counts_the_fits_own_compute_not_waiting() -> None:
+    """Time the process spends off the CPU (a busy machine, here a sleep) does not spend the budget;
+    its own work does, per thread. On a GPU the clock is wall time."""
+    one_thread = fit_clock(Hardware(device="cpu", bf16=False, qlora=False, threads=1))
+    two_threads = fit_clock(Hardware(device="cpu", bf16=False, qlora=False, threads=2))
+    start_one, start_two = one_thread(), two_threads()
+    time.sleep(0.4)
+    assert one_thread() - start_one < 0.1
+    busy_until = time.process_time() + 0.3
+    while time.process_time() < busy_until:
+        pass
+    spent_one, spent_two = one_thread() - start_one, two_threads() - start_two
+    assert spent_one >= 0.3
+    assert abs(spent_two - spent_one / 2) < 0.02
+    assert fit_clock(Hardware(device="cuda", bf16=True, qlora=False, threads=2)) is time.monotonic
+
+
+def test_training_stops_when_the_budget_clock_passes_the_deadline() -> None:
+    readings = iter([1.0, 5.0, 11.0])
+    (callback,) = fit_callbacks(plan_fit(settings(), 100, 0), deadline=10.0, clock=lambda: next(readings))
+    control = SimpleNamespace(should_training_stop=False)
+    for _ in range(2):
+        callback.on_step_end(None, None, control)
+        assert not control.should_training_stop
+    callback.on_step_end(None, None, control)
+    assert control.should_training_stop
