@@ -106,6 +106,11 @@ def _render_score(result: dict[str, Any]) -> None:
         latency = f"{summary['latency_ms_mean']:.2f}" if summary["latency_ms_mean"] else "-"
         cost = "-" if summary["cost_per_1k"] is None else f"{summary['cost_per_1k']:.6f}"
         table.add_row(name, *values, latency, cost)
+    served = result.get("as_served")
+    if served:
+        cost = "-" if served["cost_per_1k"] is None else f"{served['cost_per_1k']:.6f}"
+        label = f"as served ({served['coverage']:.0%} student)"
+        table.add_row(label, *[_value(served["metrics"].get(m)) for m in metrics], "-", cost)
     out.print(table)
     if "slot_f1" in student:
         precision, recall = student["slot_precision"], student["slot_recall"]
@@ -113,6 +118,9 @@ def _render_score(result: dict[str, Any]) -> None:
                   f"intent accuracy {student['intent_accuracy']:.4f}")  # fmt: skip
     if result["savings_pct"] is not None:
         out.print(f"student is {result['savings_pct']:.2%} cheaper per request than the teacher")
+    if served and served["savings_pct"] is not None:
+        out.print(f"as served (partial promotion: the student answers {served['coverage']:.1%} of these "
+                  f"requests, the teacher the rest): {served['savings_pct']:.2%} cheaper")  # fmt: skip
     if not result["promoted"]:
         out.print(f"note: {result['model_id']} is not the promoted champion")
 

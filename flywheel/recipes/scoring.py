@@ -9,6 +9,11 @@ against gold with the evaluation runner: metrics with 95% bootstrap intervals, l
 and cost per 1k requests (the student's from the serving hardware's hourly rate and its measured
 throughput). Extraction workloads also get slot-level scores: micro precision/recall/F1 over (slot,
 value) pairs.
+
+A partially promoted champion (a calibrated cascade: flywheel/evaluate/partial.py) is also scored as
+serve runs it (`as_served`): the student's answer where its confidence reaches the recorded threshold
+and it claims the turn, the teacher's elsewhere; its coverage on the gold files and the mix's cost
+(the student runs on every request, the teacher on the rest) beside the student's own figures.
 """
 
 from __future__ import annotations
@@ -155,12 +160,45 @@ def score_on_gold(
         "train_seconds": record.train_seconds,
         "savings_pct": _savings(mine.cost_per_1k, theirs.cost_per_1k),
     }
+    served = _as_served(record, mine, theirs, workload.task, examples, resamples)
+    if served is not None:
+        out["as_served"] = served
     if workload.task == "extraction":
         references = [parse_object(e.gold or "") or {} for e in examples]
         for who, recorded in (("student", student), ("teacher", teacher)):
             answers = [parse_object(message_text(p.message)) for p in recorded.predictions]
             out[who] |= slot_scores(answers, references)
     return out
+
+
+def _as_served(
+    record: Any, student: Any, teacher: Any, task: str, examples: list[Example], resamples: int
+) -> dict[str, Any] | None:
+    """The partial champion's mix as serve runs it (its recorded threshold and claims), or None for a
+    model promoted on all traffic."""
+    from flywheel.evaluate.cascade import claim_mask, served_view
+    from flywheel.registry import serving_entry
+
+    serving = serving_entry(record.metrics)
+    if not serving:
+        return None
+    mask = claim_mask(student, float(serving["threshold"]), str(serving.get("claims") or "all"))
+    view = served_view(
+        student, teacher, mask, task=task, slices=[e.slice for e in examples], n_resamples=resamples, seed=0
+    )
+    coverage = float(view.extras["coverage"])
+    cost = None
+    if student.cost_per_1k is not None and teacher.cost_per_1k is not None:
+        cost = student.cost_per_1k + (1 - coverage) * teacher.cost_per_1k
+    return {
+        "threshold": serving["threshold"],
+        "claims": serving.get("claims"),
+        "coverage_calibrated": serving.get("coverage"),
+        "coverage": round(coverage, 4),
+        "metrics": _summary(view)["metrics"],
+        "cost_per_1k": cost,
+        "savings_pct": _savings(cost, teacher.cost_per_1k),
+    }
 
 
 def _model_record(registry: Any, workload_id: str, model_id: str | None) -> Any:
