@@ -6,10 +6,12 @@ mapping form picks the backend:
     warehouse:
       backend: ducklake
       catalog: postgres:dbname=flywheel host=db.internal user=flywheel   # or sqlite:lake/catalog.sqlite
-      data_path: lake/data/                                              # a directory (or s3://bucket/x/)
+      data_path: lake/data/                                              # a directory every writer mounts
 
-Relative paths (the DuckDB file, a SQLite catalog, a local data_path) are relative to home. A Postgres
-password never goes in the YAML: libpq reads PGPASSWORD (or ~/.pgpass) from the environment.
+Relative paths (the DuckDB file, a SQLite catalog, the data_path) are relative to home. A Postgres
+password never goes in the YAML: libpq reads PGPASSWORD (or ~/.pgpass) from the environment. Object
+storage (s3://...) is refused for now: DuckDB reaches it through its httpfs extension, which Flywheel
+does not load yet (nothing here could test it).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ class WarehouseConfig(BaseModel):
         None, description="ducklake: sqlite:<file relative to home> or postgres:<libpq DSN, no password>"
     )
     data_path: str | None = Field(
-        None, description="ducklake: where the Parquet files go; a directory relative to home, or s3://..."
+        None, description="ducklake: the directory the Parquet files go to (relative to home)"
     )
 
     @model_validator(mode="before")
@@ -59,6 +61,16 @@ class WarehouseConfig(BaseModel):
             raise ValueError("catalog DSN holds a password: set PGPASSWORD in the environment instead")
         return value
 
+    @field_validator("data_path")
+    @classmethod
+    def _local_data_path(cls, value: str | None) -> str | None:
+        if value is not None and REMOTE_RE.match(value):
+            raise ValueError(
+                f"data_path {value!r}: object storage needs DuckDB's httpfs extension, which Flywheel does "
+                "not load yet; use a directory every writer mounts"
+            )
+        return value
+
     @model_validator(mode="after")
     def _lake_is_complete(self) -> WarehouseConfig:
         if self.backend == "ducklake" and (not self.catalog or not self.data_path):
@@ -76,10 +88,8 @@ class WarehouseConfig(BaseModel):
         return f"sqlite:{_under(home, rest.strip())}" if kind == "sqlite" else f"postgres:{rest.strip()}"
 
     def data_target(self, home: Path) -> str:
-        """The data path with a trailing slash (DuckLake joins file names onto it)."""
-        raw = str(self.data_path)
-        target = raw if REMOTE_RE.match(raw) else str(_under(home, raw))
-        return target if target.endswith("/") else target + "/"
+        """The data directory with a trailing slash (DuckLake joins file names onto it)."""
+        return str(_under(home, str(self.data_path))).rstrip("/") + "/"
 
 
 def _under(home: Path, raw: str) -> Path:

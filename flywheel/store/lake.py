@@ -39,8 +39,8 @@ def extension_path(name: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise LakeUnavailable(
-            f"the DuckLake backend needs the package duckdb-extension-{name.replace('_', '-')}"
-            f"=={duckdb.__version__} (pip install -c constraints.txt -e .)"
+            f"the DuckLake backend needs duckdb-extension-{name.replace('_', '-')}=={duckdb.__version__}, "
+            "which is not installed; PyPI has them for duckdb 1.5.5 at the newest (`make install-lake`)"
         )
     root = Path(next(iter(spec.submodule_search_locations)))
     found = root / "extensions" / f"v{duckdb.__version__}" / f"{name}.duckdb_extension"
@@ -102,7 +102,7 @@ class LakeWarehouse(Warehouse):
         # Readers and writers share one attach: DuckLake reads a consistent snapshot and has no lock.
         if self.kind == "sqlite":
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.data_path and "://" not in self.data_path:
+        if self.data_path:
             Path(self.data_path).mkdir(parents=True, exist_ok=True)
         return retry_on_lock(self._attach, self.timeout_s, self.location)
 
