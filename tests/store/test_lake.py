@@ -201,3 +201,21 @@ def test_many_processes_write_one_postgres_lake_at_once(
         lambda con: con.execute("SELECT count(DISTINCT batch_id), count(*) FROM ingest_batches").fetchone()
     )
     assert count == (45, 45)
+
+
+def test_dashboard_reads_the_lake_the_cli_names(
+    tmp_path: Path, lake_extensions: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`flywheel dashboard` sets FLYWHEEL_WAREHOUSE to the warehouse's location; for a lake that is
+    `ducklake:<catalog>`, and the dashboard's views read through it."""
+    from dashboards import data
+
+    lake = _lake(tmp_path)
+    lake.ensure_schema()
+    monkeypatch.setenv("FLYWHEEL_WAREHOUSE", lake.location)
+    data.clear_cache()
+    view = data.load("v_savings_summary")
+    assert view.problem is None and view.frame.empty  # the view exists; no traffic yet
+    monkeypatch.setenv("FLYWHEEL_WAREHOUSE", f"ducklake:sqlite:{tmp_path}/missing.sqlite")
+    data.clear_cache()
+    assert "no warehouse" in str(data.load("v_savings_summary").problem).lower()
