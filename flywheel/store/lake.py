@@ -14,6 +14,8 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import random
+import time
 from pathlib import Path
 
 import duckdb
@@ -27,6 +29,9 @@ CATALOG_EXTENSIONS = {"sqlite": "sqlite_scanner", "postgres": "postgres_scanner"
 # again once its connection closed. The file backend cannot do this (an open connection holds the
 # file lock); a lake has no lock. Keyed by pid so that a forked child never uses its parent's instance.
 _anchors: dict[tuple[int, str], duckdb.DuckDBPyConnection] = {}
+# What a concurrent first use of one lake raises in the loser: a DuckLake commit conflict, or the
+# catalog's own tables created twice (Postgres: duplicate key on its system catalog).
+RACE_MARKERS = ("conflict", "Failed to commit", "Failed to initialize DuckLake", "duplicate key value")
 
 
 class LakeUnavailable(RuntimeError):
@@ -55,7 +60,7 @@ def _quote(text: str) -> str:
 
 
 class LakeWarehouse(Warehouse):
-    """A DuckLake warehouse. Like the file backend it holds no open connection between uses."""
+    """A DuckLake warehouse. Unlike the file it keeps one idle connection per process (`_anchors`)."""
 
     keyless = True
 
@@ -98,6 +103,19 @@ class LakeWarehouse(Warehouse):
             con.close()
         return bool(found and found[0])
 
+    def ensure_schema(self) -> None:
+        """Migrate, retrying while another process initialises or migrates the same lake at the same
+        moment (its commit wins, ours conflicts: a later attempt finds its work recorded)."""
+        deadline, delay = time.monotonic() + self.timeout_s, 0.1
+        while True:
+            try:
+                return super().ensure_schema()
+            except duckdb.Error as exc:
+                if not _is_race(exc) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 1.0)
+
     def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
         # Readers and writers share one attach: DuckLake reads a consistent snapshot and has no lock.
         if self.kind == "sqlite":
@@ -124,6 +142,10 @@ class LakeWarehouse(Warehouse):
             raise
         _anchors[(os.getpid(), instance)] = con
         return _using_lake(con.cursor())
+
+
+def _is_race(exc: duckdb.Error) -> bool:
+    return isinstance(exc, duckdb.TransactionException) or any(m in str(exc) for m in RACE_MARKERS)
 
 
 def _using_lake(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:

@@ -184,9 +184,9 @@ for i in range(int(sys.argv[4])):
 def test_many_processes_write_one_postgres_lake_at_once(
     tmp_path: Path, postgres: Any, lake_extensions: None
 ) -> None:
-    """What the file cannot do: three writer processes at the same time, none waiting on a lock."""
+    """What the file cannot do: three writer processes at the same time, none waiting on a lock. The
+    lake is new, so they also race to initialise and migrate it: the losers retry and find it done."""
     catalog, data = f"postgres:{postgres('concurrent')}", f"{tmp_path}/data/"
-    LakeWarehouse(catalog, data).ensure_schema()
     env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
     writers = [
         subprocess.Popen(
@@ -201,6 +201,10 @@ def test_many_processes_write_one_postgres_lake_at_once(
         lambda con: con.execute("SELECT count(DISTINCT batch_id), count(*) FROM ingest_batches").fetchone()
     )
     assert count == (45, 45)
+    versions = LakeWarehouse(catalog, data).read(
+        lambda con: con.execute("SELECT count(*), count(DISTINCT version) FROM schema_migrations").fetchone()
+    )
+    assert versions == (len(available_migrations()),) * 2
 
 
 def test_dashboard_reads_the_lake_the_cli_names(

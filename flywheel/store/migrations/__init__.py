@@ -21,6 +21,7 @@ MIGRATION_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 # `, PRIMARY KEY (a, b)`, perhaps with a comment between the comma and the clause
 TABLE_KEY_RE = re.compile(r",(?:\s*--[^\n]*)*\s*PRIMARY\s+KEY\s*\([^)]*\)", re.IGNORECASE)
 COLUMN_KEY_RE = re.compile(r"\s+PRIMARY\s+KEY\b", re.IGNORECASE)  # `id VARCHAR PRIMARY KEY`
+RECORDED_SQL = "SELECT count(*) FROM schema_migrations WHERE version = ?"
 UNDROPPABLE_RE = re.compile(r"\bUNIQUE\b|\bCREATE\s+INDEX\b", re.IGNORECASE)
 
 
@@ -63,11 +64,16 @@ def migrate(con: duckdb.DuckDBPyConnection, keyless: bool = False) -> list[int]:
             continue
         con.execute("BEGIN TRANSACTION")
         try:
+            # Checked again inside the transaction: another process sharing a lake may have applied it
+            # since `done` was read (a DuckDB file's lock rules that out; a DuckLake has none).
+            if con.execute(RECORDED_SQL, [version]).fetchone()[0]:
+                con.execute("ROLLBACK")
+                continue
             con.execute(ddl(sql))
             con.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)", [version, name])
-            con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
+        con.execute("COMMIT")  # a failed COMMIT (a lake's conflict) ended the transaction: no ROLLBACK
         applied.append(version)
     return applied
