@@ -103,12 +103,12 @@ def on_file(demo: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> d
 
 @pytest.mark.parametrize("catalog", ["sqlite", "postgres"])
 def test_the_loop_on_a_lake_matches_the_loop_on_a_file(
+    lake_extensions: None,  # first: without the extensions, skip before running the file's loop
     catalog: str,
     demo: dict[str, Any],
     on_file: dict[str, Any],
     tmp_path: Path,
     request: pytest.FixtureRequest,
-    lake_extensions: None,
 ) -> None:
     target = (
         f"postgres:{request.getfixturevalue('postgres')('loop')}"
