@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test soak reliability lint bench clean chromium
+.PHONY: install demo test soak reliability lint bench clean chromium install-lake test-lake
 
 install: $(STAMP)
 
@@ -45,6 +45,27 @@ chromium:
 	  ( [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
 	    apt-get update -qq && apt-get install -y -qq chromium >/dev/null ) || \
 	  echo "chromium not installed: the dashboard browser test will skip" >&2
+
+# The DuckLake warehouse (README "Shared warehouse: DuckLake") in its own venv: PyPI ships DuckDB's
+# extensions for duckdb 1.5.5 at the newest, so this is constraints.txt with duckdb moved to 1.5.5.
+# test-lake runs the same loop on a lake (SQLite catalog; Postgres too where Debian's is installed).
+LAKE_VENV := .venv-lake
+LAKE_BIN := $(LAKE_VENV)/bin
+LAKE_STAMP := $(LAKE_VENV)/.installed
+LAKE_DUCKDB := 1.5.5
+
+install-lake: $(LAKE_STAMP)
+
+$(LAKE_STAMP): pyproject.toml constraints.txt
+	test -x $(LAKE_BIN)/python || $(PY) -m venv $(LAKE_VENV)
+	$(LAKE_BIN)/pip install -q --upgrade pip
+	$(LAKE_BIN)/pip install -q torch==2.13.0
+	sed 's/^duckdb==.*/duckdb==$(LAKE_DUCKDB)/' constraints.txt > $(LAKE_VENV)/constraints.txt
+	$(LAKE_BIN)/pip install -q -c $(LAKE_VENV)/constraints.txt -e ".[dev,lake]"
+	touch $(LAKE_STAMP)
+
+test-lake: install-lake
+	FLYWHEEL_REQUIRE_LAKE=1 $(LAKE_BIN)/python -m pytest -q tests/store/test_lake.py tests/store/test_lake_loop.py $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

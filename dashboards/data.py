@@ -21,7 +21,8 @@ import pandas as pd
 import streamlit as st
 
 from flywheel.layout import DEFAULT_HOME, HOME_ENV, WAREHOUSE_ENV, WAREHOUSE_FILE
-from flywheel.store.db import Warehouse, WarehouseBusy
+from flywheel.store.db import WarehouseBusy
+from flywheel.store.factory import warehouse_at
 
 READ_TIMEOUT_S = 20.0
 CACHE_TTL_S = 5
@@ -208,4 +209,4 @@ def _read(path: str, queries: tuple[Query, ...]) -> list[pd.DataFrame | str]:
                 results.append(NO_VIEW.format(view=query.view))
         return results
 
-    return Warehouse(path, timeout_s=READ_TIMEOUT_S).read(read_all)
+    return warehouse_at(path, timeout_s=READ_TIMEOUT_S).read(read_all)  # a file, or `ducklake:<catalog>`

@@ -141,8 +141,8 @@ def curate_workload(
     """Curate every interaction of `workload` into a dataset snapshot; see the module docstring."""
     started, timer = utcnow(), _Timer()
     config = workload.curation
-    if not warehouse.path.exists():
-        raise FileNotFoundError(f"{warehouse.path}: no warehouse yet (run `flywheel ingest` first)")
+    if not warehouse.exists():
+        raise FileNotFoundError(f"{warehouse.location}: no warehouse yet (run `flywheel ingest` first)")
     warehouse.ensure_schema()
     state = warehouse.read(lambda con: read_state(con, workload.id, refresh_eval))
     report = CurationReport(f"cur-{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}", workload.id)

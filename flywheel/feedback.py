@@ -26,6 +26,7 @@ from flywheel.config import WorkloadConfig
 from flywheel.gold import GoldImport, LabelRow, label_for, store_labels
 from flywheel.records import canonical_dumps, utcnow
 from flywheel.store.db import Warehouse
+from flywheel.store.keyed import insert_rows
 
 FEEDBACK_VERSION = 1
 SAMPLE = 20
@@ -116,14 +117,11 @@ def ingest_feedback(
 
 
 def _insert(con: duckdb.DuckDBPyConnection, rows: list[tuple[Any, ...]]) -> int:
-    before = con.execute("SELECT count(*) FROM feedback").fetchone()[0]
-    if rows:
-        con.executemany(
-            "INSERT OR IGNORE INTO feedback (feedback_id, request_id, score, correction, comment, "
-            "client_id, ts, source_ref, ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
-        )
-    return int(con.execute("SELECT count(*) FROM feedback").fetchone()[0] - before)
+    columns = [
+        "feedback_id", "request_id", "score", "correction", "comment", "client_id", "ts", "source_ref",
+        "ingested_at",
+    ]  # fmt: skip
+    return insert_rows(con, "feedback", columns, rows, key=["feedback_id"])
 
 
 def _match(con: duckdb.DuckDBPyConnection) -> list[str]:

@@ -59,8 +59,8 @@ class ForgetReport:
 
 def forget(warehouse: Warehouse, request: ForgetRequest, home: Path) -> ForgetReport:
     """Delete the selected interactions and what was derived from them; see the module docstring."""
-    if not warehouse.path.exists():
-        raise FileNotFoundError(f"{warehouse.path}: no warehouse yet (nothing to forget)")
+    if not warehouse.exists():
+        raise FileNotFoundError(f"{warehouse.location}: no warehouse yet (nothing to forget)")
     warehouse.ensure_schema()
     report = ForgetReport(request.workload_id, _selector(request))
     exports = warehouse.write(lambda con: _delete(con, request, report))

@@ -37,6 +37,7 @@ from flywheel.config import WorkloadConfig
 from flywheel.datasets.snapshots import latest_snapshot
 from flywheel.records import canonical_dumps, message_text, utcnow
 from flywheel.store.db import Warehouse
+from flywheel.store.keyed import insert_rows
 
 MatchOn = Literal["prompt", "id", "column"]
 MATCHES = ("prompt", "id", "column")
@@ -129,8 +130,8 @@ def import_gold_labels(
         dry_run=dry_run,
     )
     rows = label_rows(records, key_column, label_column, workload, report)
-    if not warehouse.path.exists():
-        raise FileNotFoundError(f"{warehouse.path}: no warehouse yet (run `flywheel ingest` first)")
+    if not warehouse.exists():
+        raise FileNotFoundError(f"{warehouse.location}: no warehouse yet (run `flywheel ingest` first)")
     warehouse.ensure_schema()
     index = warehouse.read(lambda con: InteractionIndex.load(con, workload.id, match, column))
     labels = assign_labels(rows, index, report)
@@ -392,9 +393,13 @@ def store_labels(con: duckdb.DuckDBPyConnection, report: GoldImport, labels: dic
     report.labeled = len(ids)
     report.changed = sum(1 for i in ids if before.get(i) != labels[i].label)
     if ids:
-        con.executemany(
-            "INSERT OR REPLACE INTO gold_labels VALUES (?, ?, ?, ?, ?, ?)",
-            [[report.workload_id, i, labels[i].label, report.import_id, labels[i].ref, now] for i in ids],
+        insert_rows(
+            con,
+            "gold_labels",
+            ["workload_id", "interaction_id", "label", "import_id", "source_ref", "imported_at"],
+            [(report.workload_id, i, labels[i].label, report.import_id, labels[i].ref, now) for i in ids],
+            key=["workload_id", "interaction_id"],
+            replace=True,
         )
     report.eval_with_gold, report.eval_total = eval_gold_coverage(con, report.workload_id)
     con.execute(

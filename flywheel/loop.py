@@ -21,6 +21,7 @@ from flywheel.hardware_profiles import usd_per_hour as profile_usd_per_hour
 from flywheel.pricing import PriceCatalog
 from flywheel.runs import INTERRUPTED, WorkloadBusy, finish_run, start_run, workload_lock  # noqa: F401
 from flywheel.store.db import Warehouse
+from flywheel.store.factory import open_warehouse
 
 Progress = Callable[[int], None] | None
 
@@ -38,7 +39,7 @@ class Loop:
     def open(cls, config_path: str | Path, home: str | Path | None = None) -> Loop:
         config = load_config(config_path)
         home_dir = config.home_dir(home)
-        warehouse = Warehouse(config.warehouse_path(home_dir))
+        warehouse = open_warehouse(config.warehouse, home_dir)
         return cls(config, home_dir, warehouse, PriceCatalog.load(config.prices))
 
     def workload(self, workload_id: str) -> WorkloadConfig:
@@ -123,7 +124,7 @@ def served_stage(loop: Loop, workload_id: str) -> dict[str, Any]:
     from flywheel.feedback import ingest_feedback
     from flywheel.serve.feedback import feedback_dir
 
-    if not loop.warehouse.path.exists():
+    if not loop.warehouse.exists():
         return {"feedback": None, "shadow": None}
     workloads = {w.id: w for w in loop.config.workloads}
     feedback = ingest_feedback(loop.warehouse, feedback_dir(_spool_dir(loop)), workloads)

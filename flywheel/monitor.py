@@ -45,7 +45,7 @@ def monitor_summary(
 ) -> dict[str, Any]:
     """The window's figures (see `flywheel monitor --json`); agreement of `model_id` when given."""
     since = window_start(days)
-    empty = not warehouse.path.exists()
+    empty = not warehouse.exists()
     traffic = [] if empty else warehouse.read(lambda con: _traffic(con, workload.id, since))
     feedback = (0, 0, 0, 0) if empty else warehouse.read(lambda con: _feedback(con, workload.id, since))
     champion = None if empty else warehouse.read(lambda con: _champion(con, workload.id))

@@ -131,7 +131,7 @@ class Registry:
 
     def _read(self, fn: Any) -> list[Any]:
         """Read with the schema in place; no warehouse yet means nothing registered."""
-        if not self.warehouse.path.exists():
+        if not self.warehouse.exists():
             return []
         self.warehouse.ensure_schema()
         return self.warehouse.read(fn)

@@ -48,7 +48,7 @@ def workload_stats(
     With `prices`, the cost model is refreshed first (tokens counted for calls without usage, prices
     re-read from the catalog); without, the figures are those of the last refresh.
     """
-    if not warehouse.path.exists():
+    if not warehouse.exists():
         return {"workloads": {}, "quarantine": {"total": 0, "reasons": {}, "unassigned": 0}, "warnings": []}
     if prices is not None:
         refresh_teacher_costs(warehouse, prices, teacher_models)

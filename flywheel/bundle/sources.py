@@ -31,7 +31,7 @@ def bundle_sources(
         ).fetchall()
         return _snapshot_template(con, workload_id, snapshot_id), tuple(m for (m,) in models)
 
-    if not warehouse.path.exists():
+    if not warehouse.exists():
         return None, ()
     return warehouse.read(read)
 

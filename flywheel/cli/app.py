@@ -23,9 +23,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table as RichTable
 
 from flywheel.config import ConfigError, FlywheelConfig, load_config, resolve_home
-from flywheel.layout import CONFIG_ENV, HOME_ENV, WAREHOUSE_FILE
+from flywheel.config.warehouse import WarehouseConfig
+from flywheel.layout import CONFIG_ENV, HOME_ENV
 from flywheel.pricing import PriceCatalog
 from flywheel.store.db import Warehouse
+from flywheel.store.factory import open_warehouse
 
 app = typer.Typer(
     name="flywheel",
@@ -90,7 +92,7 @@ class CliState:
 
     def warehouse(self) -> Warehouse:
         config = self.config
-        return Warehouse(config.warehouse_path(self.home) if config else self.home / WAREHOUSE_FILE)
+        return open_warehouse(config.warehouse if config else WarehouseConfig(), self.home)
 
     def prices(self) -> PriceCatalog:
         return PriceCatalog.load(self.config.prices if self.config else None)
@@ -164,10 +166,11 @@ def fail(as_json: bool, message: str, code: int = 1, **extra: Any) -> NoReturn:
 def guarded(as_json: bool) -> Iterator[None]:
     """Turn the library's user-facing errors into one clear message and a non-zero exit."""
     from flywheel.store.db import NoSnapshot, WarehouseBusy
+    from flywheel.store.lake import LakeUnavailable
 
     try:
         yield
-    except (ConfigError, WarehouseBusy, FileNotFoundError, NoSnapshot) as exc:
+    except (ConfigError, WarehouseBusy, FileNotFoundError, NoSnapshot, LakeUnavailable) as exc:
         fail(as_json, str(exc), code=2 if isinstance(exc, ConfigError) else 1)
 
 

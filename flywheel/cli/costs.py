@@ -43,9 +43,9 @@ def costs(
     with guarded(as_json):
         warehouse = cli.warehouse()
         cli.sync_served()  # what `flywheel serve` answered counts at once, even before any ingest
-        if not warehouse.path.exists():
+        if not warehouse.exists():
             raise FileNotFoundError(
-                f"{warehouse.path}: no warehouse yet (run `flywheel demo` or `flywheel ingest`)"
+                f"{warehouse.location}: no warehouse yet (run `flywheel demo` or `flywheel ingest`)"
             )
         assumptions = _record(cli, as_json, hardware, training_hardware)
         report = savings_report(warehouse, workload)
@@ -55,7 +55,7 @@ def costs(
     chosen = [a for a in assumptions if workload in (None, a.workload_id)]
     payload = report | {
         "assumptions": {a.workload_id: a.as_dict() for a in chosen},
-        "warehouse": str(warehouse.path),
+        "warehouse": warehouse.location,
     }
     emit(as_json, payload, lambda: _render(report))
     warn_all(report["warnings"])
@@ -74,9 +74,9 @@ def dashboard(
     cli = state(ctx)
     with guarded(as_json):
         warehouse = cli.warehouse()
-        if warehouse.path.exists():  # price the views first; an empty dashboard says what to run
+        if warehouse.exists():  # price the views first; an empty dashboard says what to run
             _record(cli, as_json, hardware, training_hardware)
-    env = os.environ | {WAREHOUSE_ENV: str(warehouse.path), HOME_ENV: str(cli.home)}
+    env = os.environ | {WAREHOUSE_ENV: warehouse.location, HOME_ENV: str(cli.home)}
     command = [
         sys.executable, "-m", "streamlit", "run", str(dashboard_app_path()),
         "--server.port", str(port), "--server.address", host, "--server.headless", "true",
@@ -87,7 +87,7 @@ def dashboard(
     url = f"http://{host}:{port}"
     emit(
         as_json,
-        {"url": url, "pid": process.pid, "warehouse": str(warehouse.path)},
+        {"url": url, "pid": process.pid, "warehouse": warehouse.location},
         lambda: err.print(f"dashboard at {url} (Ctrl-C to stop)"),
     )
     # Stopping this command stops the server: Ctrl-C arrives as KeyboardInterrupt, SIGTERM is forwarded.

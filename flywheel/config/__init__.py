@@ -20,7 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from flywheel.config.curation import CurationConfig
 from flywheel.config.serve import ServeConfig
-from flywheel.layout import DEFAULT_HOME, HOME_ENV, WAREHOUSE_FILE
+from flywheel.config.warehouse import WarehouseConfig
+from flywheel.layout import DEFAULT_HOME, HOME_ENV
 
 TaskType = Literal["classification", "extraction", "tool_call", "chat"]
 WORKLOAD_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -248,7 +249,9 @@ class WorkloadConfig(Strict):
 
 class FlywheelConfig(Strict):
     home: str = Field(DEFAULT_HOME, description="Artifacts dir; FLYWHEEL_HOME overrides")
-    warehouse: str = Field(WAREHOUSE_FILE, description="DuckDB file, relative to home")
+    warehouse: WarehouseConfig = Field(
+        default_factory=WarehouseConfig, description="a DuckDB file relative to home, or a DuckLake section"
+    )
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
     prices: dict[str, dict[str, float]] = Field(default_factory=dict, description="$/1M overrides")
     workloads: list[WorkloadConfig] = Field(default_factory=list)
@@ -278,8 +281,10 @@ class FlywheelConfig(Strict):
         return resolve_home(override or os.environ.get(HOME_ENV) or self.home)
 
     def warehouse_path(self, home: Path) -> Path:
-        path = Path(self.warehouse)
-        return path if path.is_absolute() else home / path
+        """The DuckDB file (backend duckdb); a DuckLake has none (see flywheel.store.open_warehouse)."""
+        if self.warehouse.backend != "duckdb":
+            raise ConfigError(f"warehouse backend is {self.warehouse.backend}: it has no DuckDB file")
+        return self.warehouse.file(home)
 
 
 def resolve_home(home: str | os.PathLike[str] | None) -> Path:

@@ -20,6 +20,7 @@ from flywheel.hardware_profiles import HardwareProfile
 from flywheel.pricing import PriceCatalog
 from flywheel.records import utcnow
 from flywheel.store.db import Warehouse
+from flywheel.store.keyed import insert_rows
 
 WORKLOADS_SQL = """
 SELECT workload_id FROM v_traffic
@@ -127,11 +128,8 @@ def record_assumptions(
         if found:
             now = utcnow()
             columns = [f.name for f in fields(CostAssumptions)] + ["updated_at"]
-            con.executemany(
-                f"INSERT OR REPLACE INTO cost_assumptions ({', '.join(columns)}) "
-                f"VALUES ({', '.join('?' for _ in columns)})",
-                [(*astuple(item), now) for item in found],
-            )
+            rows = [(*astuple(item), now) for item in found]
+            insert_rows(con, "cost_assumptions", columns, rows, key=["workload_id"], replace=True)
         return found
 
     return warehouse.write(write)

@@ -21,6 +21,7 @@ import orjson
 
 from flywheel.records import to_timestamp, utcnow
 from flywheel.store.db import Warehouse
+from flywheel.store.keyed import insert_rows
 
 COLUMNS = (
     "id, request_id, workload_id, client_id, ts, model, status, request, response, prompt_tokens, "
@@ -144,12 +145,13 @@ def _store(
     lines: int,
     report: SyncReport,
 ) -> None:
-    before = con.execute("SELECT count(*) FROM served_calls").fetchone()[0]
-    if rows:
-        placeholders = ", ".join("?" for _ in COLUMNS.split(","))
-        con.executemany(f"INSERT OR IGNORE INTO served_calls ({COLUMNS}) VALUES ({placeholders})", rows)
-    report.added += con.execute("SELECT count(*) FROM served_calls").fetchone()[0] - before
-    con.execute(
-        "INSERT OR REPLACE INTO served_spool_files VALUES (?, ?, ?, ?, ?)",
-        [str(path), stat.st_size, stat.st_mtime, lines, utcnow()],
+    columns = [c.strip() for c in COLUMNS.split(",")]
+    report.added += insert_rows(con, "served_calls", columns, rows, key=["id"])
+    insert_rows(
+        con,
+        "served_spool_files",
+        ["path", "size", "mtime", "lines", "synced_at"],
+        [(str(path), stat.st_size, stat.st_mtime, lines, utcnow())],
+        key=["path"],
+        replace=True,
     )

@@ -29,6 +29,7 @@ from flywheel.costs.tokens import TokenCounter, counter_for
 from flywheel.pricing import PriceCatalog, config_hint
 from flywheel.records import utcnow
 from flywheel.store.db import Warehouse
+from flywheel.store.keyed import insert_from
 
 COUNT_BATCH = 2_000  # interactions counted per read/write round: writers hold the file briefly
 ERROR_METHOD = "error"  # a failed call: not billed, 0 tokens
@@ -120,7 +121,7 @@ def count_missing_tokens(warehouse: Warehouse, teacher_models: Mapping[str, str]
 def _insert_counts(con: duckdb.DuckDBPyConnection, table: pa.Table) -> None:
     con.register("counted_batch", table)
     try:
-        con.execute("INSERT OR IGNORE INTO token_counts SELECT * FROM counted_batch")
+        insert_from(con, "token_counts", table.column_names, "counted_batch", key=["id"])
     finally:
         con.unregister("counted_batch")
 
@@ -174,7 +175,7 @@ def write_model_prices(con: duckdb.DuckDBPyConnection, prices: PriceCatalog, ext
 def request_costs(warehouse: Warehouse, interaction_ids: Iterable[str]) -> dict[str, RequestCost]:
     """The cost model's tokens and teacher_usd of these interactions (after a refresh)."""
     ids = sorted({i for i in interaction_ids if i})
-    if not ids or not warehouse.path.exists():
+    if not ids or not warehouse.exists():
         return {}
     rows = warehouse.read(lambda con: con.execute(REQUEST_COSTS_SQL, [ids]).fetchall())
     return {row[0]: RequestCost(*row[1:]) for row in rows}

@@ -63,7 +63,7 @@ def _pair(ts: datetime, model_id: str | None, request: str, response: str, teach
 
 def shadow_stage(warehouse: Warehouse, workload: WorkloadConfig, days: int = DEFAULT_DAYS) -> dict[str, Any]:
     """Score the last `days` days of shadow pairs into shadow_evaluations (replacing those days)."""
-    if not warehouse.path.exists():
+    if not warehouse.exists():
         return {"pairs": 0, "rows": 0}
     pairs = load_pairs(warehouse, workload.id, window_start(days))
     rows = run_shadow(warehouse, workload, pairs, n_resamples=RESAMPLES) if pairs else []

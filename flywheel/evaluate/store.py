@@ -147,7 +147,7 @@ def teacher_usage(
     examples, for replay costing: the same per-request figures `flywheel costs` sums. With `prices`
     the model is refreshed first (tokens counted for calls without usage, prices re-read)."""
     ids = [i for i in interaction_ids if i]
-    if not ids or not warehouse.path.exists():
+    if not ids or not warehouse.exists():
         return {}
     if prices is not None:
         refresh_teacher_costs(warehouse, prices, teacher_models)
@@ -172,7 +172,7 @@ def raw_examples(warehouse: Warehouse, examples: list[Example]) -> list[Example]
     see exactly what serving sees. Examples without a logged interaction (synthetic) stay as they are.
     """
     ids = sorted({e.interaction_id for e in examples if e.interaction_id})
-    if not ids or not warehouse.path.exists():
+    if not ids or not warehouse.exists():
         return list(examples)
 
     def read(con: duckdb.DuckDBPyConnection) -> list[tuple[Any, ...]]:
@@ -210,7 +210,7 @@ def _as_logged(example: Example, row: tuple[Any, ...] | None) -> Example:
 
 def eval_runs(warehouse: Warehouse, workload_id: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
     """The latest evaluation runs, newest first, with reasons decoded."""
-    if not warehouse.path.exists():
+    if not warehouse.exists():
         return []
     warehouse.ensure_schema()
     sql = (
@@ -268,7 +268,7 @@ def standing_scores(warehouse: Warehouse, workload_id: str, champion_id: str | N
 
 def last_judged(warehouse: Warehouse, workload_id: str) -> tuple[str, list[str]] | None:
     """(run id, the candidates it judged) of the workload's latest evaluation, None before the first."""
-    if not warehouse.path.exists():
+    if not warehouse.exists():
         return None
     warehouse.ensure_schema()
     row = warehouse.read(

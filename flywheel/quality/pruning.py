@@ -133,11 +133,12 @@ def _same_message(message: dict[str, Any], static: dict[str, Any]) -> bool:
 
 def save_template(con: duckdb.DuckDBPyConnection, template: PromptTemplate) -> None:
     """Record the template (or mark a known one as the latest): one row per (workload, template)."""
+    # The row count, not RETURNING: DuckLake (the shared warehouse) has no RETURNING on UPDATE.
     updated = con.execute(
-        "UPDATE prompt_templates SET created_at = ? WHERE workload_id = ? AND template_id = ? RETURNING 1",
+        "UPDATE prompt_templates SET created_at = ? WHERE workload_id = ? AND template_id = ?",
         [utcnow(), template.workload_id, template.template_id],
-    ).fetchall()
-    if not updated:
+    ).fetchone()
+    if not updated or not updated[0]:
         con.execute(
             "INSERT INTO prompt_templates VALUES (?, ?, ?, ?, ?)",
             [

@@ -71,10 +71,26 @@ def retry_on_lock(fn: Callable[[], T], timeout_s: float = DEFAULT_TIMEOUT_S, wha
 class Warehouse:
     """A DuckDB warehouse file. Holds no open connection: each use opens one briefly."""
 
+    keyless = False  # True where the backend has no PRIMARY KEY constraints (DuckLake)
+
     def __init__(self, path: str | Path, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         self.path = Path(path)
         self.timeout_s = timeout_s
         self._migrated = False
+
+    @property
+    def location(self) -> str:
+        """What error messages name: the file here, the catalog for a DuckLake."""
+        return str(self.path)
+
+    @property
+    def local_dir(self) -> Path:
+        """A local directory beside the warehouse for crash-recovery journals."""
+        return self.path.parent
+
+    def exists(self) -> bool:
+        """Whether anything has been written yet (readers report "run ingest first" instead)."""
+        return self.path.exists()
 
     def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
         if read_only:
@@ -82,7 +98,7 @@ class Warehouse:
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             connect = self._attach_for_writing
-        return retry_on_lock(connect, self.timeout_s, str(self.path))
+        return retry_on_lock(connect, self.timeout_s, self.location)
 
     def _attach_for_writing(self) -> duckdb.DuckDBPyConnection:
         instance = hashlib.sha256(str(self.path.resolve()).encode()).hexdigest()[:16]
@@ -102,7 +118,7 @@ class Warehouse:
             return
         con = self._open(read_only=False)
         try:
-            migrate(con)
+            migrate(con, keyless=self.keyless)
         finally:
             con.close()
         self._migrated = True
@@ -111,8 +127,8 @@ class Warehouse:
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         """A short-lived connection; for writes, the caller's statements run in one transaction."""
         if read_only:
-            if not self.path.exists():
-                raise FileNotFoundError(f"{self.path}: no warehouse yet (run `flywheel ingest` first)")
+            if not self.exists():
+                raise FileNotFoundError(f"{self.location}: no warehouse yet (run `flywheel ingest` first)")
         else:
             self.ensure_schema()
         con = self._open(read_only)
@@ -123,10 +139,12 @@ class Warehouse:
                 con.execute("BEGIN TRANSACTION")
                 try:
                     yield con
-                    con.execute("COMMIT")
                 except BaseException:
                     con.execute("ROLLBACK")
                     raise
+                # Outside the try: a COMMIT that fails (a DuckLake conflict) has already ended the
+                # transaction, and a ROLLBACK would replace its error with "no transaction is active".
+                con.execute("COMMIT")
         finally:
             con.close()
 
@@ -142,4 +160,4 @@ class Warehouse:
             with self.connect(read_only=True) as con:
                 return fn(con)
 
-        return retry_on_lock(attempt, self.timeout_s, str(self.path))
+        return retry_on_lock(attempt, self.timeout_s, self.location)

@@ -25,6 +25,7 @@ import pyarrow as pa
 
 from flywheel.records import canonical_dumps
 from flywheel.store.db import Warehouse
+from flywheel.store.keyed import insert_from
 from flywheel.teacher.client import Completion
 
 log = logging.getLogger("flywheel.teacher")
@@ -148,7 +149,7 @@ class TeacherStore:
         max_pending: int = 4096,
     ) -> None:
         self.warehouse = warehouse
-        self.journal_dir = journal_dir or warehouse.path.parent / "teacher-journal"
+        self.journal_dir = journal_dir or warehouse.local_dir / "teacher-journal"
         self.flush_interval_s = flush_interval_s
         self.max_pending = max_pending
         self._pending: dict[str, list[dict[str, Any]]] = {table: [] for table in PRIMARY_KEYS}
@@ -261,17 +262,10 @@ class TeacherStore:
 
 def write_batches(con: Any, batch: dict[str, list[dict[str, Any]]]) -> None:
     for table, rows in batch.items():
-        columns = ", ".join(f'"{name}"' for name in rows[0])  # quoted: cost_ledger has a column "at"
         name = f"batch_{table}"
         con.register(name, pa.Table.from_pylist(rows))
         try:
-            key = PRIMARY_KEYS[table]
-            select = f"SELECT DISTINCT ON ({key}) {columns} FROM {name}"
-            if table == "quarantine":  # no key constraint there: anti-join instead
-                select += f" WHERE {key} NOT IN (SELECT {key} FROM quarantine)"
-                con.execute(f"INSERT INTO {table} ({columns}) {select}")
-            else:
-                con.execute(f"INSERT INTO {table} ({columns}) {select} ON CONFLICT DO NOTHING")
+            insert_from(con, table, list(rows[0]), name, key=[PRIMARY_KEYS[table]])
         finally:
             con.unregister(name)
 

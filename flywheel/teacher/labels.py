@@ -89,7 +89,7 @@ def latest_labels(warehouse: Warehouse, workload_id: str, snapshot_id: str | Non
             PARTITION BY example_id ORDER BY CASE mode {rank} ELSE 0 END DESC, created_at DESC, label_id
         ) = 1
     """
-    if not warehouse.path.exists():
+    if not warehouse.exists():
         return {}
     warehouse.ensure_schema()
     rows = warehouse.read(lambda con: con.execute(sql, [workload_id, snapshot_id, snapshot_id]).fetchall())

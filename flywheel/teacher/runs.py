@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from flywheel.records import Example, canonical_dumps, utcnow
+from flywheel.store.keyed import insert_rows
 from flywheel.teacher.labels import Label
 
 RUN_COLUMNS = (
@@ -83,13 +84,7 @@ class LabelReport:
 
 def upsert_run(con: Any, report: LabelReport) -> None:
     row = report.run_row()
-    columns = ", ".join(RUN_COLUMNS)
-    updates = ", ".join(f"{c} = excluded.{c}" for c in RUN_COLUMNS if c != "run_id")
-    con.execute(
-        f"INSERT INTO label_runs ({columns}) VALUES ({', '.join('?' * len(RUN_COLUMNS))}) "
-        f"ON CONFLICT (run_id) DO UPDATE SET {updates}",
-        [row[c] for c in RUN_COLUMNS],
-    )
+    insert_rows(con, "label_runs", RUN_COLUMNS, [[row[c] for c in RUN_COLUMNS]], key=["run_id"], replace=True)
 
 
 def quarantine_row(example: Example, reason: str, detail: str, run_id: str) -> dict[str, Any]:

@@ -103,7 +103,9 @@ priced AS (
            CAST(coalesce(t.ts, t.ingested_at) AS DATE) AS day,
            CASE WHEN t.source = 'spool' THEN coalesce(t.metadata->>'served_by', 'teacher')
                 ELSE 'production' END AS served_by,
-           CASE WHEN t.source = 'spool' AND t.metadata->>'served_by' = 'teacher'
+           -- json_extract_string, not ->>: DuckDB 1.5.5 (the DuckLake profile) fails to bind `->> =` here
+           -- ("Failed to cast value to numerical ... source column metadata"); same rows on 2.0.
+           CASE WHEN t.source = 'spool' AND json_extract_string(t.metadata, '$.served_by') = 'teacher'
                 THEN coalesce(t.metadata->>'fallback_reason', 'unspecified') END AS fallback_reason,
            (t.tokens_in * m.input_per_1m + t.tokens_out * m.output_per_1m) / 1e6 AS model_price_usd,
            m.price_key,
