@@ -19,6 +19,7 @@ from prefect.artifacts import (
 )
 from prefect.runtime import flow_run
 
+from flows.runners import label_fanout
 from flows.tasks import costs_task, curate_task, evaluate_task, ingest_task, label_task, train_task
 from flywheel import loop as stages
 from flywheel.report import markdown_report, summarize_turn
@@ -59,7 +60,7 @@ def _turn(loop: stages.Loop, workload: str, config: str, home: str | None, force
     calls = {
         "ingest": lambda: ingest_task(config, home, workload),
         "curate": lambda: curate_task(config, home, workload, refresh_eval),
-        "label": lambda: label_task(config, home, workload, label_mode, max_usd),
+        "label": lambda: label_step(loop, config, home, workload, label_mode, max_usd),
         "train": lambda: train_task(config, home, workload, candidates, force),
         "evaluate": lambda: evaluate_task(config, home, workload),
         "costs": lambda: costs_task(config, home, workload),
@@ -72,6 +73,15 @@ def _turn(loop: stages.Loop, workload: str, config: str, home: str | None, force
         get_run_logger().info("%s: %s done in %.1fs", workload, step, seconds[step])
     _artifacts(workload, results, seconds)
     return summarize_turn(workload, results) | {"seconds": seconds}
+
+
+def label_step(
+    loop: stages.Loop, config: str, home: str | None, workload: str, mode: str, max_usd: float | None
+) -> dict[str, Any]:
+    """relabel fans out over the configured task runner (flows/runners.py); the rest runs here."""
+    if mode == "relabel" and loop.config.runner.fans_out:
+        return label_fanout(loop, config, workload, max_usd)
+    return label_task(config, home, workload, mode, max_usd)
 
 
 def _artifacts(workload: str, results: dict[str, Any], seconds: dict[str, float]) -> None:
@@ -103,7 +113,7 @@ def label_flow(
     mode: str = "replay",
     max_usd: float | None = None,
 ) -> dict[str, Any]:
-    return label_task(config, home, workload, mode, max_usd)
+    return label_step(stages.Loop.open(config, home), config, home, workload, mode, max_usd)
 
 
 @flow(name="train")
