@@ -72,7 +72,13 @@ def _turn(loop: stages.Loop, workload: str, config: str, home: str | None, force
         update_progress_artifact(progress, 100.0 * index / len(STEPS))
         get_run_logger().info("%s: %s done in %.1fs", workload, step, seconds[step])
     _artifacts(workload, results, seconds)
-    return summarize_turn(workload, results) | {"seconds": seconds}
+    return summarize_turn(workload, results) | {"seconds": seconds, "label": _label_summary(results["label"])}
+
+
+def _label_summary(label: dict[str, Any]) -> dict[str, Any]:
+    """What the label stage spent and where it ran (runner and worker processes when fanned out)."""
+    keys = ("mode", "labeled", "calls", "cost_usd", "stopped_reason", "runner", "shards", "workers")
+    return {key: label[key] for key in keys if key in label}
 
 
 def label_step(

@@ -12,7 +12,9 @@ worker (or any process) can run from (config path, home).
 
 from __future__ import annotations
 
+import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -53,6 +55,7 @@ class ShardResult:
     report: LabelReport
     rows: dict[str, list[dict[str, Any]]]
     journals: list[str]
+    worker: str = ""  # host:pid of the process that labeled it
 
 
 @dataclass
@@ -163,7 +166,7 @@ def label_shard(job: ShardJob) -> ShardResult:
     finally:
         client.close()
     rows, journals = store.handoff()
-    return ShardResult(job.index, report, rows, journals)
+    return ShardResult(job.index, report, rows, journals, f"{socket.gethostname()}:{os.getpid()}")
 
 
 async def _relabel(
@@ -213,4 +216,5 @@ def finish_shards(
         "teacher_model": plan.teacher_model,
         "expected_gain": plan.expected_gain,
         "shards": len(plan.jobs),
+        "workers": sorted({result.worker for result in results}),
     }

@@ -16,7 +16,7 @@ from flywheel.teacher.shared import SharedBudget, SharedRateLimits
 CALL_USD = 0.01
 
 
-def _spend_until_exhausted(path: str, calls_out: "multiprocessing.Queue[int]") -> None:
+def _spend_until_exhausted(path: str, calls_out: multiprocessing.Queue[int]) -> None:
     async def spend() -> int:
         budget = SharedBudget(path)
         calls = 0
@@ -86,7 +86,7 @@ def test_unlimited_budget_only_sums(tmp_path: Path) -> None:
     assert budget.spent == pytest.approx(1.5) and not budget.exhausted and budget.remaining is None
 
 
-def _take(directory: str, n: int, out: "multiprocessing.Queue[float]") -> None:
+def _take(directory: str, n: int, out: multiprocessing.Queue[float]) -> None:
     limits = SharedRateLimits(directory, requests_per_minute=600, tokens_per_minute=None)
 
     async def take() -> None:
