@@ -19,7 +19,7 @@ from prefect.artifacts import (
 )
 from prefect.runtime import flow_run
 
-from flows.runners import label_fanout
+from flows.runners import evaluate_fanout, label_fanout
 from flows.tasks import costs_task, curate_task, evaluate_task, ingest_task, label_task, train_task
 from flywheel import loop as stages
 from flywheel.report import markdown_report, summarize_turn
@@ -62,7 +62,7 @@ def _turn(loop: stages.Loop, workload: str, config: str, home: str | None, force
         "curate": lambda: curate_task(config, home, workload, refresh_eval),
         "label": lambda: label_step(loop, config, home, workload, label_mode, max_usd),
         "train": lambda: train_task(config, home, workload, candidates, force),
-        "evaluate": lambda: evaluate_task(config, home, workload),
+        "evaluate": lambda: evaluate_step(loop, config, home, workload),
         "costs": lambda: costs_task(config, home, workload),
     }
     for index, step in enumerate(STEPS, start=1):
@@ -72,7 +72,21 @@ def _turn(loop: stages.Loop, workload: str, config: str, home: str | None, force
         update_progress_artifact(progress, 100.0 * index / len(STEPS))
         get_run_logger().info("%s: %s done in %.1fs", workload, step, seconds[step])
     _artifacts(workload, results, seconds)
-    return summarize_turn(workload, results) | {"seconds": seconds, "label": _label_summary(results["label"])}
+    summary = summarize_turn(workload, results) | {
+        "seconds": seconds,
+        "label": _label_summary(results["label"]),
+    }
+    if "predicted_by" in results["evaluate"]:  # the eval-split predictions ran on the runner's workers
+        summary["predicted_by"] = results["evaluate"]["predicted_by"]
+    return summary
+
+
+def evaluate_step(loop: stages.Loop, config: str, home: str | None, workload: str) -> dict[str, Any]:
+    """Each model's eval-split predictions fan out over the configured task runner; scoring and the
+    gate (they write the warehouse) run here."""
+    if loop.config.runner.fans_out:
+        return evaluate_fanout(loop, config, workload)
+    return evaluate_task(config, home, workload)
 
 
 def _label_summary(label: dict[str, Any]) -> dict[str, Any]:
@@ -135,7 +149,7 @@ def train_flow(
 
 @flow(name="evaluate-and-gate")
 def evaluate_flow(workload: str, config: str = "flywheel.yaml", home: str | None = None) -> dict[str, Any]:
-    return evaluate_task(config, home, workload)
+    return evaluate_step(stages.Loop.open(config, home), config, home, workload)
 
 
 def main() -> None:

@@ -8,13 +8,18 @@ one writer process): the workers return rows and this process writes them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, task
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from flywheel import loop as stages
 from flywheel.config import RunnerConfig
+from flywheel.evaluate.remote import PredictJob, PredictOutcome, predict_job
 from flywheel.loop import Loop
+from flywheel.records import Example
 from flywheel.teacher.shards import ShardJob, ShardResult, finish_shards, label_shard, plan_shards
 from flywheel.teacher.stage import LabelRequest
 
@@ -35,7 +40,7 @@ def task_runner(runner: RunnerConfig) -> Any:
             "n_workers": runner.workers,
             "threads_per_worker": runner.threads_per_worker,
             "processes": True,
-            "dashboard_address": None,  # no web UI port to clash with on a shared machine
+            "dashboard_address": ":0",  # a free port: two clusters on one machine must not clash
         },
     )
 
@@ -75,3 +80,37 @@ def label_fanout(loop: Loop, config_path: str, workload_id: str, max_usd: float 
     if errors:
         raise errors[0]
     return summary | {"runner": runner.kind}
+
+
+@task(name="predict-eval-split", retries=1, retry_delay_seconds=[5])
+def predict_task(job: PredictJob) -> PredictOutcome:
+    return predict_job(job)  # reads model files only: a retry is safe
+
+
+@flow(name="evaluate-fanout")
+def predict_fanout_flow(jobs: list[PredictJob]) -> list[PredictOutcome]:
+    """Every model answers the eval split in its own task on the flow's task runner."""
+    return [future.result() for future in [predict_task.submit(job) for job in jobs]]
+
+
+def evaluate_fanout(loop: Loop, config_path: str, workload_id: str) -> dict[str, Any]:
+    """The evaluate-and-gate stage with each model's predictions made on the configured runner; the
+    scoring, gate and registry writes run here (evaluate_task's result, plus where each model ran)."""
+    config = str(Path(config_path).resolve())
+    workers: dict[str, str] = {}
+
+    def remote(dirs: Mapping[str, Path], examples: list[Example], workload: str) -> dict[str, PredictOutcome]:
+        jobs = [PredictJob(config, workload, m, str(d), tuple(examples)) for m, d in dirs.items()]
+        fanout = predict_fanout_flow.with_options(task_runner=task_runner(loop.config.runner))
+        outcomes = {outcome.model_id: outcome for outcome in fanout(jobs)}
+        workers.update({m: o.worker for m, o in outcomes.items()})
+        return outcomes
+
+    report = stages.evaluate_stage(loop, workload_id, remote=remote)
+    if report is None:
+        return {
+            "decision": "skipped",
+            "reasons": ["no new candidate to judge"],
+            **stages.standing(loop, workload_id),
+        }
+    return report.as_dict() | {"runner": loop.config.runner.kind, "predicted_by": workers}

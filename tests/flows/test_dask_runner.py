@@ -88,6 +88,7 @@ def test_relabel_fans_out_on_dask_under_one_budget_then_the_loop_goes_on(
     prefect_harness: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from flows.flywheel_flow import flywheel_loop
+    from flywheel import loop as stages
 
     monkeypatch.setenv("DASK_TEACHER_KEY", "teacher-key")
     app = make_fake_openai_app(oracle)
@@ -118,6 +119,12 @@ def test_relabel_fans_out_on_dask_under_one_budget_then_the_loop_goes_on(
     # the shared state is gone and every worker journal was written and removed
     assert not list((home / "shared-limits").iterdir())
     assert not list((home / "teacher-journal").glob("*.jsonl"))
-    # the same turn trained, evaluated and gated
+    # the same turn trained, then each model answered the eval split in a worker and the flow gated
     assert set(turn["seconds"]) == {"ingest", "curate", "label", "train", "evaluate", "costs"}
     assert turn["decision"] in ("promote", "promote_partial", "reject", "insufficient_eval")
+    (model_id, worker), *_ = turn["predicted_by"].items()
+    assert worker.rpartition(":")[2] != str(os.getpid())
+    # scored in this process instead, the same model gets the same scores (a dry run writes nothing)
+    local = stages.evaluate_stage(stages.Loop.open(config, home), "support", [model_id], dry_run=True)
+    assert len(turn["predicted_by"]) == 1  # one candidate, no champion yet: its score is the turn's
+    assert local.result.models[model_id].primary.value == turn["student_score"]
