@@ -163,6 +163,9 @@ def label_shard(job: ShardJob) -> ShardResult:
     store = ShardStore(warehouse)
     try:
         client.run_sync(_relabel(client, job, workload, warehouse, config, report, store))
+    except BaseException:
+        store.handoff()  # close (unlock) its journals: the next teacher run replays what was paid
+        raise
     finally:
         client.close()
     rows, journals = store.handoff()
