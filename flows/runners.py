@@ -2,7 +2,8 @@
 
 `kind: local` keeps everything in the flow's process (Prefect's default thread pool). `kind: dask`
 builds a prefect_dask.DaskTaskRunner: a LocalCluster of `workers` processes for the stage, or the
-existing scheduler at `address`. Only work that writes nothing to the warehouse is submitted (DuckDB has
+existing scheduler at `address`; `kind: ray` a prefect_ray.RayTaskRunner: a local Ray with `workers`
+CPUs, or the cluster at `address`. Only work that writes nothing to the warehouse is submitted (DuckDB has
 one writer process): the workers return rows and this process writes them.
 """
 
@@ -28,6 +29,8 @@ def task_runner(runner: RunnerConfig) -> Any:
     """The Prefect task runner the config names (import of prefect_dask only when it is used)."""
     if runner.kind == "local":
         return ThreadPoolTaskRunner()
+    if runner.kind == "ray":
+        return _ray_runner(runner)
     try:
         from prefect_dask import DaskTaskRunner
     except ImportError as exc:  # the optional extra is missing
@@ -43,6 +46,17 @@ def task_runner(runner: RunnerConfig) -> Any:
             "dashboard_address": ":0",  # a free port: two clusters on one machine must not clash
         },
     )
+
+
+def _ray_runner(runner: RunnerConfig) -> Any:
+    try:
+        from prefect_ray import RayTaskRunner
+    except ImportError as exc:  # the optional extra is missing
+        raise RuntimeError("runner.kind: ray needs prefect-ray: pip install 'flywheel[ray]'") from exc
+    if runner.address:
+        return RayTaskRunner(address=runner.address)
+    # one CPU per task (Ray's default), so `workers` tasks run at once, as with Dask's processes
+    return RayTaskRunner(init_kwargs={"num_cpus": runner.workers, "include_dashboard": False})
 
 
 @task(name="label-shard", retries=0)

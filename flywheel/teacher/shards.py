@@ -123,7 +123,6 @@ def plan_shards(
     SharedBudget.create(
         shared / BUDGET_FILE, request.max_usd if request.max_usd is not None else teacher.max_usd
     )
-    running = runner.workers * runner.threads_per_worker
     jobs = [
         ShardJob(
             config_path=str(Path(config_path).resolve()),
@@ -134,7 +133,7 @@ def plan_shards(
             index=index,
             examples=tuple(ordered[start : start + runner.shard_size]),
             shared_dir=str(shared),
-            concurrency=max(1, teacher.concurrency // running),
+            concurrency=max(1, teacher.concurrency // runner.concurrent_tasks),
         )
         for index, start in enumerate(range(0, len(ordered), runner.shard_size))
     ]

@@ -1,7 +1,8 @@
-"""The loop through Prefect with `runner: {kind: dask}` (issue 22 item 3): relabel fans out over a real
-Dask LocalCluster of two worker processes against a loopback fake teacher; the two workers together stop
-at the run's budget (one shared pot, not one per process); the flow alone writes the warehouse; then
-the same flow trains, evaluates and gates on what was labeled."""
+"""The loop through Prefect with `runner: {kind: dask | ray}` (issue 22 item 3): relabel fans out over a
+real local cluster of two worker processes (a Dask LocalCluster, a local Ray) against a loopback fake
+teacher; the two workers together stop at the run's budget (one shared pot, not one per process); the
+flow alone writes the warehouse; then the same flow trains, each model answers the eval split in a
+worker, and the flow scores and gates. The ray case needs the [ray] extra (not in dev: it is heavy)."""
 
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ def logged_call(kind: str, i: int) -> dict[str, Any]:
     }
 
 
-def write_config(tmp_path: Path, teacher_url: str) -> Path:
+def write_config(tmp_path: Path, teacher_url: str, kind: str = "dask") -> Path:
     logs = write_jsonl(tmp_path / "calls.jsonl", [logged_call(kind, i) for i in range(50) for kind in KINDS])
     student = {
         "name": "minilm", "kind": "encoder-classifier", "epochs": 1, "learning_rate": 1e-4,
@@ -68,7 +69,7 @@ def write_config(tmp_path: Path, teacher_url: str) -> Path:
             "max_usd": MAX_USD, "concurrency": 4,
         },
         "prices": {"teacher-large": PRICE},
-        "runner": {"kind": "dask", "workers": 2, "shard_size": 8},
+        "runner": {"kind": kind, "workers": 2, "shard_size": 8},
         "workloads": [workload],
     }  # fmt: skip
     path = tmp_path / "flywheel.yaml"
@@ -84,21 +85,23 @@ def _rows(home: Path, sql: str) -> list[tuple]:
         con.close()
 
 
-def test_relabel_fans_out_on_dask_under_one_budget_then_the_loop_goes_on(
-    prefect_harness: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("kind", ["dask", "ray"])
+def test_relabel_fans_out_under_one_budget_then_the_loop_goes_on(
+    prefect_harness: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
 ) -> None:
+    pytest.importorskip(f"prefect_{kind}", reason=f"the [{kind}] extra is not installed")
     from flows.flywheel_flow import flywheel_loop
     from flywheel import loop as stages
 
     monkeypatch.setenv("DASK_TEACHER_KEY", "teacher-key")
     app = make_fake_openai_app(oracle)
     with serve_in_thread(app) as url:
-        config = write_config(tmp_path, url)
+        config = write_config(tmp_path, url, kind)
         home = tmp_path / "home"
         turn = flywheel_loop("support", str(config), str(home), label_mode="relabel")
 
     # the shards ran in both worker processes of the cluster, neither of them this one
-    assert turn["label"]["runner"] == "dask" and turn["label"]["shards"] > 2
+    assert turn["label"]["runner"] == kind and turn["label"]["shards"] > 2
     workers = {worker.rpartition(":")[2] for worker in turn["label"]["workers"]}
     assert len(workers) == 2 and str(os.getpid()) not in workers
     label = _rows(home, "SELECT run_id, mode, labeled, calls, cost_usd, stopped_reason FROM label_runs")
