@@ -19,6 +19,7 @@ from prefect.artifacts import (
 )
 from prefect.runtime import flow_run
 
+from flows.runners import evaluate_fanout, label_fanout
 from flows.tasks import costs_task, curate_task, evaluate_task, ingest_task, label_task, train_task
 from flywheel import loop as stages
 from flywheel.report import markdown_report, summarize_turn
@@ -59,9 +60,9 @@ def _turn(loop: stages.Loop, workload: str, config: str, home: str | None, force
     calls = {
         "ingest": lambda: ingest_task(config, home, workload),
         "curate": lambda: curate_task(config, home, workload, refresh_eval),
-        "label": lambda: label_task(config, home, workload, label_mode, max_usd),
+        "label": lambda: label_step(loop, config, home, workload, label_mode, max_usd),
         "train": lambda: train_task(config, home, workload, candidates, force),
-        "evaluate": lambda: evaluate_task(config, home, workload),
+        "evaluate": lambda: evaluate_step(loop, config, home, workload),
         "costs": lambda: costs_task(config, home, workload),
     }
     for index, step in enumerate(STEPS, start=1):
@@ -71,7 +72,36 @@ def _turn(loop: stages.Loop, workload: str, config: str, home: str | None, force
         update_progress_artifact(progress, 100.0 * index / len(STEPS))
         get_run_logger().info("%s: %s done in %.1fs", workload, step, seconds[step])
     _artifacts(workload, results, seconds)
-    return summarize_turn(workload, results) | {"seconds": seconds}
+    summary = summarize_turn(workload, results) | {
+        "seconds": seconds,
+        "label": _label_summary(results["label"]),
+    }
+    if "predicted_by" in results["evaluate"]:  # the eval-split predictions ran on the runner's workers
+        summary["predicted_by"] = results["evaluate"]["predicted_by"]
+    return summary
+
+
+def evaluate_step(loop: stages.Loop, config: str, home: str | None, workload: str) -> dict[str, Any]:
+    """Each model's eval-split predictions fan out over the configured task runner; scoring and the
+    gate (they write the warehouse) run here."""
+    if loop.config.runner.fans_out:
+        return evaluate_fanout(loop, config, workload)
+    return evaluate_task(config, home, workload)
+
+
+def _label_summary(label: dict[str, Any]) -> dict[str, Any]:
+    """What the label stage spent and where it ran (runner and worker processes when fanned out)."""
+    keys = ("mode", "labeled", "calls", "cost_usd", "stopped_reason", "runner", "shards", "workers")
+    return {key: label[key] for key in keys if key in label}
+
+
+def label_step(
+    loop: stages.Loop, config: str, home: str | None, workload: str, mode: str, max_usd: float | None
+) -> dict[str, Any]:
+    """relabel fans out over the configured task runner (flows/runners.py); the rest runs here."""
+    if mode == "relabel" and loop.config.runner.fans_out:
+        return label_fanout(loop, config, workload, max_usd)
+    return label_task(config, home, workload, mode, max_usd)
 
 
 def _artifacts(workload: str, results: dict[str, Any], seconds: dict[str, float]) -> None:
@@ -103,7 +133,7 @@ def label_flow(
     mode: str = "replay",
     max_usd: float | None = None,
 ) -> dict[str, Any]:
-    return label_task(config, home, workload, mode, max_usd)
+    return label_step(stages.Loop.open(config, home), config, home, workload, mode, max_usd)
 
 
 @flow(name="train")
@@ -119,7 +149,7 @@ def train_flow(
 
 @flow(name="evaluate-and-gate")
 def evaluate_flow(workload: str, config: str = "flywheel.yaml", home: str | None = None) -> dict[str, Any]:
-    return evaluate_task(config, home, workload)
+    return evaluate_step(stages.Loop.open(config, home), config, home, workload)
 
 
 def main() -> None:

@@ -255,6 +255,7 @@ def evaluate_stage(
     progress: Progress = None,
     skip_when_empty: bool = True,
     rejudge_last: bool = False,
+    remote: Any = None,
 ) -> Any:
     """Score candidates, the champion and the teacher on the latest snapshot's eval split, then gate.
 
@@ -263,9 +264,11 @@ def evaluate_stage(
     without it the gate itself records the "no_candidates" decision. With `rejudge_last` and no
     candidate, the models the last evaluation judged are scored again as a dry run (nothing changes),
     so a person asking after a turn sees that turn's decision and reasons, not "no_candidates".
+    `remote` (flywheel.evaluate.remote.RemotePredict) answers the eval split in worker processes.
     """
     from flywheel.bundle import default_bundle, load_predictor
     from flywheel.datasets import load_examples
+    from flywheel.evaluate.remote import Precomputed
     from flywheel.evaluate.runner import ReplayPredictor
     from flywheel.evaluate.store import last_judged, raw_examples, teacher_usage
     from flywheel.evaluate.workflow import evaluate_workload
@@ -290,13 +293,15 @@ def evaluate_stage(
     # the same path `flywheel serve` takes, so the scores are the served student's.
     examples = raw_examples(loop.warehouse, load_examples(loop.warehouse, workload_id, splits=("eval",)))
     current = registry.champion(workload_id)
-    default = default_bundle(workload)
-    candidates = {r.model_id: load_predictor(registry.artifact_dir(r), default=default) for r in records}
-    champion = (
-        (current.model_id, load_predictor(registry.artifact_dir(current), default=default))
-        if current
-        else None
-    )
+    dirs = {r.model_id: registry.artifact_dir(r) for r in [*records, *([current] if current else [])]}
+    answered = remote(dirs, examples, workload_id) if remote is not None else {}
+
+    def predictor(model_id: str) -> Any:
+        loaded = load_predictor(dirs[model_id], default=default_bundle(workload))
+        return Precomputed(loaded, examples, answered[model_id]) if model_id in answered else loaded
+
+    candidates = {r.model_id: predictor(r.model_id) for r in records}
+    champion = (current.model_id, predictor(current.model_id)) if current else None
     teacher_model = loop.config.teacher_for(workload_id).model
     logged = [e.interaction_id for e in examples if e.interaction_id]
     teacher = ReplayPredictor(

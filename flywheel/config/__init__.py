@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from flywheel.config.curation import CurationConfig
+from flywheel.config.runner import RunnerConfig
 from flywheel.config.serve import ServeConfig
 from flywheel.config.warehouse import WarehouseConfig
 from flywheel.layout import DEFAULT_HOME, HOME_ENV
@@ -256,6 +257,7 @@ class FlywheelConfig(Strict):
     prices: dict[str, dict[str, float]] = Field(default_factory=dict, description="$/1M overrides")
     workloads: list[WorkloadConfig] = Field(default_factory=list)
     serve: ServeConfig | None = Field(None, description="`flywheel serve` settings (defaults when absent)")
+    runner: RunnerConfig = Field(default_factory=RunnerConfig, description="Where fan-out stages run")
     source_file: str | None = Field(None, exclude=True)
 
     @model_validator(mode="after")

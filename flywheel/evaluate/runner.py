@@ -313,7 +313,10 @@ def _run_predictor(
         predictions.extend(answered)
         if progress is not None:
             progress(len(batch))
-    return predictions, time.perf_counter() - started
+    elapsed = time.perf_counter() - started
+    # answered in a worker process (flywheel/evaluate/remote.py): time it by the worker's clock
+    worker_seconds = getattr(predictor, "seconds_used", None)
+    return predictions, worker_seconds if isinstance(worker_seconds, float) else elapsed
 
 
 def _score(

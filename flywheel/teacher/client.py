@@ -110,6 +110,7 @@ class TeacherClient:
         backoff_max_s: float = 30.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         seed: int | None = None,
+        limits: RateLimits | None = None,
     ) -> None:
         self.openai = openai_client
         self.config = teacher
@@ -120,7 +121,8 @@ class TeacherClient:
         self._sleep = sleep
         self._rng = random.Random(seed)
         self._slots = asyncio.Semaphore(teacher.concurrency)
-        self._limits = RateLimits(teacher.requests_per_minute, teacher.tokens_per_minute)
+        # a fanned-out run passes limits every worker process shares (flywheel/teacher/shared.py)
+        self._limits = limits or RateLimits(teacher.requests_per_minute, teacher.tokens_per_minute)
         self._paused_until = 0.0  # time.monotonic() before which no attempt starts (after a 429)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None

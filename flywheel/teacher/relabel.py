@@ -56,10 +56,19 @@ async def open_run(
     max_usd: float | None = None,
     kind: str = "labeling",
     snapshot_id: str | None = None,
+    store: Any = None,
+    budget: Any = None,
 ) -> AsyncIterator[LabelRun]:
-    """A session with a budget and a store; the label_runs row is written at start and at the end."""
-    store = TeacherStore(warehouse) if warehouse is not None else MemoryStore()
-    budget = Budget(max_usd if max_usd is not None else client.config.max_usd)
+    """A session with a budget and a store; the label_runs row is written at start and at the end.
+
+    A fanned-out shard (flywheel/teacher/shards.py) passes its own store (nothing written: its rows
+    go back to the flow) and the run's shared budget; the flow then writes the one label_runs row.
+    """
+    own_store = store is None
+    if store is None:
+        store = TeacherStore(warehouse) if warehouse is not None else MemoryStore()
+    if budget is None:
+        budget = Budget(max_usd if max_usd is not None else client.config.max_usd)
     session = TeacherSession(
         client,
         store,
@@ -70,7 +79,7 @@ async def open_run(
         kind=kind,
     )
     await store.open()
-    track = warehouse is not None and kind == "labeling"
+    track = own_store and warehouse is not None and kind == "labeling"
     try:
         if track:
             await store.run(lambda con: upsert_run(con, report))

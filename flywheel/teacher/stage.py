@@ -42,16 +42,11 @@ def label_snapshot(
 ) -> dict[str, Any]:
     """Run the label stage; the LabelReport's dict plus snapshot id, teacher model and expected gain."""
     from flywheel.active import active_report
-    from flywheel.datasets import latest_snapshot_id, load_examples
-    from flywheel.store.db import NoSnapshot
+    from flywheel.datasets import load_examples
     from flywheel.teacher import make_client
 
     workload = config.workload(workload_id)
-    snapshot_id = request.snapshot_id or latest_snapshot_id(warehouse, workload_id)
-    if snapshot_id is None:
-        raise NoSnapshot(
-            f"no dataset snapshot for {workload_id}: run `flywheel curate --workload {workload_id}`"
-        )
+    snapshot_id = snapshot_to_label(warehouse, workload_id, request)
     examples = load_examples(warehouse, workload_id, snapshot_id, splits=request.splits)
     teacher = config.teacher_for(workload_id)
     client = None if request.mode == "replay" else make_client(teacher)
@@ -75,6 +70,34 @@ def label_snapshot(
         "teacher_model": client.model if client is not None else None,
         "expected_gain": gain,
     }
+
+
+def snapshot_to_label(warehouse: Warehouse, workload_id: str, request: LabelRequest) -> str:
+    """The request's snapshot, else the workload's latest; no snapshot is a clear error."""
+    from flywheel.datasets import latest_snapshot_id
+    from flywheel.store.db import NoSnapshot
+
+    snapshot_id = request.snapshot_id or latest_snapshot_id(warehouse, workload_id)
+    if snapshot_id is None:
+        raise NoSnapshot(
+            f"no dataset snapshot for {workload_id}: run `flywheel curate --workload {workload_id}`"
+        )
+    return snapshot_id
+
+
+def relabel_order(
+    config: FlywheelConfig, warehouse: Warehouse, workload_id: str, request: LabelRequest
+) -> tuple[str, list, Any]:
+    """(snapshot id, its examples in the order relabel asks the teacher, the expected gain): what
+    the fanned-out label stage (flywheel/teacher/shards.py) cuts into shards."""
+    from flywheel.active import active_report, prioritize
+    from flywheel.datasets import load_examples
+
+    workload = config.workload(workload_id)
+    snapshot_id = snapshot_to_label(warehouse, workload_id, request)
+    examples = load_examples(warehouse, workload_id, snapshot_id, splits=request.splits)
+    priorities, gain = active_report(warehouse, workload, served_threshold(config, workload_id))
+    return snapshot_id, prioritize(examples, priorities), gain
 
 
 def served_threshold(config: FlywheelConfig, workload_id: str) -> float:

