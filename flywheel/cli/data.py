@@ -166,7 +166,7 @@ def stats(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
     """Per workload: counts, date range, tokens, cost, teacher cost per request, quarantine reasons."""
     cli = state(ctx)
     with guarded(as_json):
-        if cli.warehouse().path.exists():
+        if cli.warehouse().exists():
             cli.sync_served()
         result = workload_stats(cli.warehouse(), cli.prices(), cli.teacher_models())
     emit(as_json, result, lambda: _render_stats(result))

@@ -25,6 +25,7 @@ from flywheel.config import ConfigError, FlywheelConfig, RunnerConfig, load_conf
 from flywheel.pricing import PriceCatalog
 from flywheel.records import Example, utcnow
 from flywheel.store.db import Warehouse
+from flywheel.store.factory import open_warehouse
 from flywheel.teacher.cache import TeacherStore, write_batches
 from flywheel.teacher.runs import LabelReport, new_run_id, upsert_run
 from flywheel.teacher.shared import SharedBudget, SharedRateLimits
@@ -154,7 +155,7 @@ def label_shard(job: ShardJob) -> ShardResult:
     config = load_config(job.config_path)
     workload = config.workload(job.workload_id)
     teacher = config.teacher_for(job.workload_id).model_copy(update={"concurrency": job.concurrency})
-    warehouse = Warehouse(config.warehouse_path(config.home_dir(job.home)))
+    warehouse = open_warehouse(config.warehouse, config.home_dir(job.home))
     shared = Path(job.shared_dir)
     limits = SharedRateLimits(shared / LIMITS_DIR, teacher.requests_per_minute, teacher.tokens_per_minute)
     client = make_client(teacher, limits=limits)
