@@ -22,6 +22,7 @@ def test_flaky_endpoint_labels_every_item_exactly_once_and_rerun_makes_no_calls(
             examples, support_workload(), "relabel", client=client, warehouse=warehouse, prices=PRICES
         )
         injected = {kind: app.state.stats[kind] for kind in ("429", "500", "timeout", "malformed")}
+        completions_after_first = app.state.stats["completions"]
         second = label_examples(
             examples, support_workload(), "relabel", client=client, warehouse=warehouse, prices=PRICES
         )
@@ -29,7 +30,9 @@ def test_flaky_endpoint_labels_every_item_exactly_once_and_rerun_makes_no_calls(
     assert all(injected.values()), injected  # every failure kind really happened
     assert (first.labeled, first.failed, first.calls, first.stopped_reason) == (60, 0, 60, "completed")
     assert (second.labeled, second.cached, second.calls, second.cost_usd) == (60, 60, 0, 0.0)
-    assert completions_after_rerun == 60  # the re-run sent nothing
+    # the re-run sent nothing (the first run's count can exceed 60: under load a slow answer the
+    # client had already timed out on still completes on the server)
+    assert completions_after_rerun == completions_after_first >= 60
     rows = count(warehouse, "SELECT example_id, count(*) FROM labels GROUP BY ALL")
     assert len(rows) == 60 and {n for _, n in rows} == {1}
     labels = latest_labels(warehouse, "support")
