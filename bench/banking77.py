@@ -8,7 +8,7 @@
    encoder-classifier -> evaluate and gate -> costs, through Prefect, like any user's workload.
 3. `flywheel recipe-score banking77`: the promoted champion on the 3,080 test.csv utterances against
    gold, and cost per 1k requests vs the gpt-4o-mini-priced teacher (cost code: flywheel.evaluate).
-Targets: accuracy >= 0.90 and >= 98% cheaper than the teacher. Skips cleanly when the data is absent.
+Targets: accuracy >= 0.92 (issue 18) and >= 98% cheaper than the teacher. Skips cleanly when the data is absent.
 """
 
 from __future__ import annotations
@@ -79,12 +79,12 @@ def report(turn: dict, run_s: float, result: dict, total_s: float, config: Path)
     for line in cost_lines(result):
         print("  " + line)
     savings = result["savings_pct"] or 0.0
-    ok_acc, ok_cost = accuracy[0] >= 0.90, savings >= 0.98
-    verdict = f"accuracy >= 0.90: {passed(ok_acc)}; >= 98% cheaper: {passed(ok_cost)}"
+    ok_acc, ok_cost = accuracy[0] >= 0.92, savings >= 0.98
+    verdict = f"accuracy >= 0.92: {passed(ok_acc)}; >= 98% cheaper: {passed(ok_cost)}"
     print(f"targets: {verdict}; promoted: {result['promoted']}; total {total_s:.0f} s")
     ratio = round(accuracy[0] / teacher_accuracy, 4)
     figure(BENCH, "student accuracy on test.csv vs gold", accuracy[0], baseline=teacher_accuracy, ratio=ratio,
-           target=">= 0.90", passed=ok_acc)  # fmt: skip
+           target=">= 0.92", passed=ok_acc)  # fmt: skip
     cost_ratio = round(student["cost_per_1k"] / teacher["cost_per_1k"], 5)
     figure(BENCH, "cost per 1k requests", student["cost_per_1k"], "USD", baseline=teacher["cost_per_1k"],
            ratio=cost_ratio, target=">= 98% cheaper", passed=ok_cost)  # fmt: skip
