@@ -41,6 +41,7 @@ from flywheel.quality.pool import (
     reject_eval_neighbours,
     slice_stat_rows,
 )
+from flywheel.quality.prepared import PreparedSink, prep_key
 from flywheel.quality.pruning import PromptTemplate
 from flywheel.quality.rows import CurationRow
 from flywheel.quality.store import CurationState, read_state, write_results
@@ -82,6 +83,7 @@ class CurationReport:
     export_path: str | None = None
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
+    prepared: dict[str, int] = field(default_factory=dict)  # rows read from the store / prepared now
 
     @property
     def n_out(self) -> int:
@@ -118,6 +120,7 @@ class _Timer:
 
     def __init__(self) -> None:
         self.start = self.last = time.monotonic()
+        self.started = utcnow()
         self.laps: dict[str, float] = {}
 
     def lap(self, name: str) -> None:
@@ -139,7 +142,8 @@ def curate_workload(
     progress: ProgressFn | None = None,
 ) -> CurationReport:
     """Curate every interaction of `workload` into a dataset snapshot; see the module docstring."""
-    started, timer = utcnow(), _Timer()
+    timer = _Timer()
+    started = timer.started
     config = workload.curation
     if not warehouse.path.exists():
         raise FileNotFoundError(f"{warehouse.path}: no warehouse yet (run `flywheel ingest` first)")
@@ -149,8 +153,31 @@ def curate_workload(
     template = warehouse.read(lambda con: find_pool_template(con, workload)) if config.prune_prompts else None
     timer.lap("read")
     patterns = build_patterns(config.pii_types, config.pii_patterns)
+    sink = PreparedSink(workload.id, prep_key(workload, template))  # rows no earlier curate prepared
+    try:
+        return _curate(warehouse, workload, home, state, report, template, patterns, sink, progress, timer)
+    finally:
+        sink.close()
+
+
+def _curate(
+    warehouse: Warehouse,
+    workload: WorkloadConfig,
+    home: Path,
+    state: CurationState,
+    report: CurationReport,
+    template: PromptTemplate | None,
+    patterns: tuple[Any, ...],
+    sink: PreparedSink,
+    progress: ProgressFn | None,
+    timer: _Timer,
+) -> CurationReport:
+    """The rest of `curate_workload`, from preparing the rows to writing the results."""
+    config, started = workload.curation, timer.started
     prepared = warehouse.read(
-        lambda con: prepare_pool(con, workload, template, patterns, state.validated_batches, progress)
+        lambda con: prepare_pool(
+            con, workload, template, patterns, state.validated_batches, progress, sink=sink
+        )
     )
     rows = prepared.rows
     if not rows:
@@ -158,6 +185,7 @@ def curate_workload(
             f"no interactions for workload {workload.id!r}: run `flywheel ingest ... -w {workload.id}`"
         )
     report.label_proposal = propose_labels(prepared.answers, workload)
+    report.prepared = {"stored": len(rows) - sink.count, "prepared": sink.count}
     timer.lap("prune_scrub_check")
     quality = _run_expectations(prepared, workload) if config.expectations else []
     timer.lap("expectations")
@@ -179,15 +207,19 @@ def curate_workload(
     if not snapshot_rows:  # store the run and every verdict (so `flywheel quality` explains it), no snapshot
         report.timings, report.seconds = timer.laps, timer.total
         warehouse.write(
-            lambda con: write_results(con, report, None, [], rows, template, quality, slice_stats, started)
+            lambda con: (
+                write_results(con, report, None, [], rows, template, quality, slice_stats, started)
+                or sink.write(con)
+            )
         )
         raise NothingKept(report)
     info = _snapshot_info(report, workload, state, snapshot_rows, home, started)
     timer.lap("snapshot_export")
     report.timings, report.seconds = timer.laps, timer.total
     warehouse.write(
-        lambda con: write_results(
-            con, report, info, snapshot_rows, rows, template, quality, slice_stats, started
+        lambda con: (
+            write_results(con, report, info, snapshot_rows, rows, template, quality, slice_stats, started)
+            or sink.write(con)
         )
     )
     return report
