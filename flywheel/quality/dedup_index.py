@@ -70,13 +70,21 @@ def near_components(
         table[~is_new] = cached["band_keys"][old_at[~is_new]]
     new_rows = np.flatnonzero(is_new)
     indptr, ids = [np.zeros(1, dtype=np.int64)], []
-    for start in range(0, len(new_rows), SIGNATURE_CHUNK):
-        chunk = new_rows[start : start + SIGNATURE_CHUNK]
+
+    def encode(chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         local_ptr, local_ids = encode_texts([text_of(i) for i in chunk.tolist()], vocabulary, shingle_size)
-        table[chunk] = band_keys(signatures_csr(local_ptr, local_ids, vocabulary), bands, rows)
         indptr.append(local_ptr[1:] + indptr[-1][-1])
         ids.append(local_ids)
-    sets = _ShingleSets(vocabulary, text_of, shingle_size, new_rows, np.concatenate(indptr), ids)
+        return local_ptr, local_ids
+
+    for start in range(0, len(new_rows), SIGNATURE_CHUNK):
+        chunk = new_rows[start : start + SIGNATURE_CHUNK]
+        table[chunk] = band_keys(signatures_csr(*encode(chunk), vocabulary), bands, rows)
+    met = _known_met(table, is_new) if cached is not None else np.empty(0, dtype=np.int64)
+    for start in range(0, len(met), SIGNATURE_CHUNK):  # shingled together, not one by one
+        encode(met[start : start + SIGNATURE_CHUNK])
+    encoded = np.concatenate([new_rows, met])
+    sets = _ShingleSets(vocabulary, text_of, shingle_size, encoded, np.concatenate(indptr), ids)
     linker = Linker(n)
     old_window: list[tuple[float, int, int, bool]] = []
     if cached is not None:
@@ -94,6 +102,14 @@ def near_components(
     if path is not None:
         _save(path, print_, keys, table, roots, calibration)
     return roots, calibration
+
+
+def _known_met(table: np.ndarray, is_new: np.ndarray) -> np.ndarray:
+    """The known texts sharing a band key with a new text: the only known ones a check can meet."""
+    met = np.zeros(len(table), dtype=bool)
+    for band in range(table.shape[1]):
+        met |= np.isin(table[:, band], table[is_new, band])
+    return np.flatnonzero(met & ~is_new)
 
 
 class _ShingleSets:
