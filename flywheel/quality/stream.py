@@ -54,9 +54,11 @@ FROM rows
 ORDER BY ingested_at, ts NULLS LAST, id
 """
 OK_REQUESTS_SQL = """
-SELECT request FROM interactions
-WHERE workload_id = ? AND status = 'ok'
-ORDER BY ingested_at, ts NULLS LAST, id
+SELECT request FROM (
+    SELECT request, row_number() OVER (ORDER BY ingested_at, ts NULLS LAST, id) - 1 AS position
+    FROM interactions WHERE workload_id = ? AND status = 'ok'
+) WHERE position % ? = 0
+ORDER BY position
 """
 
 
@@ -91,14 +93,12 @@ def find_pool_template(con: duckdb.DuckDBPyConnection, workload: WorkloadConfig)
     step = max(1, math.ceil(count / TEMPLATE_SAMPLE))
     conversations: list[list[dict[str, Any]]] = []
     interned: dict[bytes, dict[str, Any]] = {}
-    position = 0
-    reader = con.sql(OK_REQUESTS_SQL, params=[workload.id]).to_arrow_reader(CHUNK_ROWS)
+    # the sample is taken in SQL: only every step-th request's JSON leaves DuckDB
+    reader = con.sql(OK_REQUESTS_SQL, params=[workload.id, step]).to_arrow_reader(CHUNK_ROWS)
     for batch in reader:
         for request in batch.column(0).to_pylist():
-            if position % step == 0:
-                messages = orjson.loads(request).get("messages") or []
-                conversations.append([_intern(message, interned) for message in messages])
-            position += 1
+            messages = orjson.loads(request).get("messages") or []
+            conversations.append([_intern(message, interned) for message in messages])
     return find_template(
         workload.id,
         conversations,
