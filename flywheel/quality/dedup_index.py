@@ -3,14 +3,15 @@ warehouse so that a curate bands and checks only new texts.
 
 The index of a workload holds, for every distinct text the last curate saw (keyed by its exact-
 duplicate hash), its LSH band keys (`near_links.band_keys`), its near-duplicate component (the
-position of the component's earliest text) and the calibration pairs found so far. The next curate
-loads the components of the texts it already knew, computes band keys only for new texts, and checks
-only candidate pairs with a new text (see `near_links`). The components are the same a full
-computation gives, because a pair of two known texts does not change while the parameters and the
-template-token set (`common`, which decides each text's varying part) stay the same: both are in the
-index's fingerprint, and any change rebuilds it. A known text gone from the pool (`flywheel forget`)
-may split its component, so the index is then rebuilt too. The index holds hashes and band keys,
-never text.
+position of the component's earliest text), its shingle-id set (with the shingle vocabulary) and the
+calibration pairs found so far. The next curate loads the components and shingle sets of the texts it
+already knew, shingles and bands only new texts, and checks only candidate pairs with a new text (see
+`near_links`). The components are the same a full computation gives, because a pair of two known
+texts does not change while the parameters and the template-token set (`common`, which decides each
+text's varying part) stay the same: both are in the index's fingerprint, and any change rebuilds it.
+A known text gone from the pool (`flywheel forget`) may split its component, so the index is then
+rebuilt too. The shingles are character 3-grams of the PII-scrubbed, normalized varying text, so the
+index is derived data like the snapshot: `flywheel forget` removes it.
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ def near_components(
         cached, old_at = None, np.full(n, -1, dtype=np.int64)
     is_new = old_at < 0
     vocabulary = ShingleVocabulary(num_perm, seed)
+    if cached is not None:  # the stored shingle ids stay valid: the vocabulary is rebuilt in id order
+        vocabulary.ids = {shingle: i for i, shingle in enumerate(cached["shingles"].tolist())}
     bands, rows = lsh_bands(lsh_threshold, num_perm)
     table = np.empty((n, bands), dtype=np.uint64)
     if cached is not None:
@@ -80,11 +83,7 @@ def near_components(
     for start in range(0, len(new_rows), SIGNATURE_CHUNK):
         chunk = new_rows[start : start + SIGNATURE_CHUNK]
         table[chunk] = band_keys(signatures_csr(*encode(chunk), vocabulary), bands, rows)
-    met = _known_met(table, is_new) if cached is not None else np.empty(0, dtype=np.int64)
-    for start in range(0, len(met), SIGNATURE_CHUNK):  # shingled together, not one by one
-        encode(met[start : start + SIGNATURE_CHUNK])
-    encoded = np.concatenate([new_rows, met])
-    sets = _ShingleSets(vocabulary, text_of, shingle_size, encoded, np.concatenate(indptr), ids)
+    sets = _all_sets(n, new_rows, np.concatenate(indptr), ids, cached, old_at)
     linker = Linker(n)
     old_window: list[tuple[float, int, int, bool]] = []
     if cached is not None:
@@ -100,46 +99,69 @@ def near_components(
     calibration = nearest(old_window + linker.window, threshold, CALIBRATION_PAIRS)
     roots = linker.roots()
     if path is not None:
-        _save(path, print_, keys, table, roots, calibration)
+        _save(path, print_, keys, table, roots, calibration, sets, list(vocabulary.ids))
     return roots, calibration
 
 
-def _known_met(table: np.ndarray, is_new: np.ndarray) -> np.ndarray:
-    """The known texts sharing a band key with a new text: the only known ones a check can meet."""
-    met = np.zeros(len(table), dtype=bool)
-    for band in range(table.shape[1]):
-        met |= np.isin(table[:, band], table[is_new, band])
-    return np.flatnonzero(met & ~is_new)
-
-
 class _ShingleSets:
-    """Shingle-id sets for the exact Jaccard checks: new texts from their CSR arrays, known texts
-    (met only when a new text shares a bucket with them) shingled on demand; a bounded cache."""
+    """Every text's shingle-id set in one CSR (new texts encoded now, known ones from the index), as
+    frozensets for the exact Jaccard checks through a bounded cache."""
 
     LIMIT = 200_000
 
-    def __init__(self, vocabulary: ShingleVocabulary, text_of: Callable[[int], str], k: int,
-                 rows: np.ndarray, indptr: np.ndarray, ids: list[np.ndarray]) -> None:  # fmt: skip
-        self.vocabulary, self.text_of, self.k = vocabulary, text_of, k
-        self.local = {position: i for i, position in enumerate(rows.tolist())}
-        self.indptr = indptr.tolist()
-        self.ids = np.concatenate(ids) if ids else np.empty(0, dtype=np.int32)
+    def __init__(self, indptr: np.ndarray, ids: np.ndarray) -> None:
+        self.indptr, self.ids = indptr, ids
+        self.bounds = indptr.tolist()
         self.cache: dict[int, frozenset[int]] = {}
 
     def of(self, position: int) -> frozenset[int]:
         found = self.cache.get(position)
-        if found is not None:
-            return found
-        if len(self.cache) >= self.LIMIT:
-            self.cache.clear()
-        local = self.local.get(position)
-        if local is None:
-            _, ids = encode_texts([self.text_of(position)], self.vocabulary, self.k)
-            found = frozenset(ids.tolist())
-        else:
-            found = frozenset(self.ids[self.indptr[local] : self.indptr[local + 1]].tolist())
-        self.cache[position] = found
+        if found is None:
+            if len(self.cache) >= self.LIMIT:
+                self.cache.clear()
+            start, end = self.bounds[position], self.bounds[position + 1]
+            found = self.cache[position] = frozenset(self.ids[start:end].tolist())
         return found
+
+
+def _all_sets(
+    n: int,
+    new_rows: np.ndarray,
+    new_ptr: np.ndarray,
+    new_ids: list[np.ndarray],
+    cached: dict[str, np.ndarray] | None,
+    old_at: np.ndarray,
+) -> _ShingleSets:
+    """One CSR over today's positions: new texts' ids, then the known texts' ids from the index."""
+    lengths = np.zeros(n, dtype=np.int64)
+    lengths[new_rows] = np.diff(new_ptr)
+    known = np.flatnonzero(old_at >= 0)
+    if cached is not None and len(known):
+        old_ptr = cached["shingle_ptr"]
+        lengths[known] = old_ptr[old_at[known] + 1] - old_ptr[old_at[known]]
+    indptr = np.concatenate([[0], np.cumsum(lengths)])
+    ids = np.empty(int(indptr[-1]), dtype=np.int32)
+    fresh = np.concatenate(new_ids) if new_ids else ids[:0]
+    _gather(new_ptr, fresh, np.arange(len(new_rows)), indptr, new_rows, ids)
+    if cached is not None and len(known):
+        _gather(cached["shingle_ptr"], cached["shingle_ids"], old_at[known], indptr, known, ids)
+    return _ShingleSets(indptr, ids)
+
+
+def _gather(
+    src_ptr: np.ndarray,
+    src_ids: np.ndarray,
+    src_rows: np.ndarray,
+    dst_ptr: np.ndarray,
+    dst_rows: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """Copy CSR rows `src_rows` of (src_ptr, src_ids) into rows `dst_rows` of (dst_ptr, out)."""
+    lengths = src_ptr[src_rows + 1] - src_ptr[src_rows]
+    before = np.cumsum(lengths) - lengths  # where each row starts in the concatenation
+    step = np.arange(int(lengths.sum()))
+    source = np.repeat(src_ptr[src_rows] - before, lengths) + step
+    out[np.repeat(dst_ptr[dst_rows] - before, lengths) + step] = src_ids[source]
 
 
 def _positions(cached: dict[str, np.ndarray] | None, keys: list[str]) -> np.ndarray | None:
@@ -177,7 +199,8 @@ def _mapped_window(
 
 
 def _load(path: Path, print_: str) -> dict[str, np.ndarray] | None:
-    names = ("keys", "band_keys", "roots", "calibration_pairs", "calibration_scores", "calibration_merged")
+    names = ("keys", "band_keys", "roots", "calibration_pairs", "calibration_scores", "calibration_merged",
+             "shingles", "shingle_ptr", "shingle_ids")  # fmt: skip
     try:
         with np.load(path, allow_pickle=False) as data:
             if str(data["fingerprint"]) != print_:
@@ -194,6 +217,8 @@ def _save(
     table: np.ndarray,
     roots: np.ndarray,
     calibration: list[tuple[float, int, int, bool]],
+    sets: _ShingleSets,
+    shingles: list[str],
 ) -> None:
     """Written to a temporary file and renamed: a crash leaves the old index or the new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -202,5 +227,7 @@ def _save(
     np.savez(partial, fingerprint=np.array(print_), keys=np.array(keys, dtype=str), band_keys=table,
              roots=roots, calibration_pairs=pairs,
              calibration_scores=np.array([p[0] for p in calibration], dtype=np.float64),
-             calibration_merged=np.array([p[3] for p in calibration], dtype=bool))  # fmt: skip
+             calibration_merged=np.array([p[3] for p in calibration], dtype=bool),
+             shingles=np.array(shingles, dtype=str), shingle_ptr=sets.indptr,
+             shingle_ids=sets.ids)  # fmt: skip
     os.replace(partial, path)
