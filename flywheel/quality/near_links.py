@@ -78,28 +78,30 @@ def link_candidates(
     that were checked are kept in `linker.window`."""
     n = len(keys)
     checked: set[int] = set()
+    codes = _codes(digits)
+    index = np.arange(n)
     for band in range(keys.shape[1]):
         column = keys[:, band]
-        order = np.argsort(column, kind="stable")
-        ordered = column[order]
-        starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
+        order = np.lexsort((index, codes, column))  # buckets split by numbers, members in input order
+        ordered, numbers = column[order], codes[order]
+        starts = np.flatnonzero(
+            np.concatenate([[True], (ordered[1:] != ordered[:-1]) | (numbers[1:] != numbers[:-1])])
+        )
         ends = np.append(starts[1:], n)
         shared = ends - starts > 1
         starts, ends = starts[shared], ends[shared]
-        if is_new is not None:
-            fresh = np.add.reduceat(is_new[order].astype(np.int64), starts) if len(starts) else starts
-            starts, ends = starts[fresh > 0], ends[fresh > 0]
+        if is_new is not None and len(starts):
+            seen = np.concatenate([[0], np.cumsum(is_new[order])])  # new texts before each position
+            fresh = seen[ends] - seen[starts] > 0
+            starts, ends = starts[fresh], ends[fresh]
         for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
-            members = sorted(order[start:end].tolist())
-            for part in _by_numbers(members, digits):
-                _link_bucket(linker, part, shingles_of, threshold, checked, is_new)
+            _link_bucket(linker, order[start:end].tolist(), shingles_of, threshold, checked, is_new)
 
 
-def _by_numbers(members: list[int], digits: list[tuple[str, ...]]) -> list[list[int]]:
-    parts: dict[tuple[str, ...], list[int]] = {}
-    for member in members:
-        parts.setdefault(digits[member], []).append(member)
-    return [part for part in parts.values() if len(part) > 1]
+def _codes(digits: list[tuple[str, ...]]) -> np.ndarray:
+    """One int per distinct tuple of numbers (texts with other numbers never merge)."""
+    seen: dict[tuple[str, ...], int] = {}
+    return np.fromiter((seen.setdefault(d, len(seen)) for d in digits), dtype=np.int64, count=len(digits))
 
 
 def _link_bucket(

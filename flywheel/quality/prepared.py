@@ -115,7 +115,7 @@ def decode(record: dict[str, Any]) -> tuple[CurationRow, str | None]:
         else Answer(parsed[0], parsed[1], parsed[2], tuple(parsed[3]), parsed[4]),
         label=body["label"],
         gold=body["gold"],
-        pii=Counter(body["pii"]),
+        pii=Counter(body["pii"]) if body["pii"] else Counter(),
         reason=body["reason"],
         detail=body["detail"],
         outcome=None if outcome is None else Outcome(outcome[0], outcome[1], outcome[2]),

@@ -28,9 +28,9 @@ def summarize(
     report.splits = {
         split: sum(1 for r in snapshot_rows if r.example.split == split) for split in ("train", "val", "eval")
     }
-    report.pii = dict(sum((row.pii for row in rows), Counter()))
+    report.pii = _total_pii(rows)
     kept = [row for row in rows if row.kept]
-    report.pii_out = dict(sum((row.pii for row in kept), Counter()))
+    report.pii_out = _total_pii(kept)
     before = sum(row.tokens_before for row in kept) / len(kept) if kept else 0.0
     after = sum(row.tokens_after for row in kept) / len(kept) if kept else 0.0
     report.tokens_per_example = {"before": round(before, 1), "after": round(after, 1),
@@ -56,3 +56,12 @@ def summarize_feedback(report: CurationReport, rows: list[CurationRow], rule: Fe
         found = [row.outcome for row in rows if row.outcome is not None]
         report.feedback = {"field": rule.field, "action": rule.action, "with_value": len(found),
                            "negative": sum(o.negative for o in found)}  # fmt: skip
+
+
+def _total_pii(rows: list[CurationRow]) -> dict[str, int]:
+    """PII values per type over `rows`, in order of first appearance (one Counter, not one a row)."""
+    total: Counter[str] = Counter()
+    for row in rows:
+        if row.pii:
+            total.update(row.pii)
+    return {kind: n for kind, n in total.items() if n > 0}
