@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from flywheel.config import WorkloadConfig
-from flywheel.config.curation import FeedbackConfig
 from flywheel.datasets.snapshots import SnapshotInfo, SnapshotRow, config_hash, content_hash
 from flywheel.datasets.splits import SplitItem, assign_train_val, top_up_pick
 from flywheel.quality.debias import UNKNOWN
@@ -41,10 +40,12 @@ from flywheel.quality.pool import (
     reject_eval_neighbours,
     slice_stat_rows,
 )
+from flywheel.quality.prepared import PreparedSink, prep_key
 from flywheel.quality.pruning import PromptTemplate
 from flywheel.quality.rows import CurationRow
 from flywheel.quality.store import CurationState, read_state, write_results
 from flywheel.quality.stream import PreparedPool, find_pool_template, prepare_pool
+from flywheel.quality.summary import summarize, summarize_feedback
 from flywheel.records import Example, utcnow
 from flywheel.store.db import Warehouse
 
@@ -82,6 +83,7 @@ class CurationReport:
     export_path: str | None = None
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
+    prepared: dict[str, int] = field(default_factory=dict)  # rows read from the store / prepared now
 
     @property
     def n_out(self) -> int:
@@ -118,6 +120,7 @@ class _Timer:
 
     def __init__(self) -> None:
         self.start = self.last = time.monotonic()
+        self.started = utcnow()
         self.laps: dict[str, float] = {}
 
     def lap(self, name: str) -> None:
@@ -139,7 +142,8 @@ def curate_workload(
     progress: ProgressFn | None = None,
 ) -> CurationReport:
     """Curate every interaction of `workload` into a dataset snapshot; see the module docstring."""
-    started, timer = utcnow(), _Timer()
+    timer = _Timer()
+    started = timer.started
     config = workload.curation
     if not warehouse.exists():
         raise FileNotFoundError(f"{warehouse.location}: no warehouse yet (run `flywheel ingest` first)")
@@ -149,8 +153,31 @@ def curate_workload(
     template = warehouse.read(lambda con: find_pool_template(con, workload)) if config.prune_prompts else None
     timer.lap("read")
     patterns = build_patterns(config.pii_types, config.pii_patterns)
+    sink = PreparedSink(workload.id, prep_key(workload, template))  # rows no earlier curate prepared
+    try:
+        return _curate(warehouse, workload, home, state, report, template, patterns, sink, progress, timer)
+    finally:
+        sink.close()
+
+
+def _curate(
+    warehouse: Warehouse,
+    workload: WorkloadConfig,
+    home: Path,
+    state: CurationState,
+    report: CurationReport,
+    template: PromptTemplate | None,
+    patterns: tuple[Any, ...],
+    sink: PreparedSink,
+    progress: ProgressFn | None,
+    timer: _Timer,
+) -> CurationReport:
+    """The rest of `curate_workload`, from preparing the rows to writing the results."""
+    config, started = workload.curation, timer.started
     prepared = warehouse.read(
-        lambda con: prepare_pool(con, workload, template, patterns, state.validated_batches, progress)
+        lambda con: prepare_pool(
+            con, workload, template, patterns, state.validated_batches, progress, sink=sink
+        )
     )
     rows = prepared.rows
     if not rows:
@@ -158,6 +185,7 @@ def curate_workload(
             f"no interactions for workload {workload.id!r}: run `flywheel ingest ... -w {workload.id}`"
         )
     report.label_proposal = propose_labels(prepared.answers, workload)
+    report.prepared = {"stored": len(rows) - sink.count, "prepared": sink.count}
     timer.lap("prune_scrub_check")
     quality = _run_expectations(prepared, workload) if config.expectations else []
     timer.lap("expectations")
@@ -173,21 +201,25 @@ def curate_workload(
     production = production_counts(rows, workload)
     slice_stats = _split_pool([row for row in pool if row.kept], workload, report, production)
     snapshot_rows = eval_rows + [_snapshot_row(row, workload.id) for row in pool if row.kept]
-    _summarize(report, rows, snapshot_rows, template, quality, state, topic_terms)
-    _summarize_feedback(report, rows, config.feedback)
+    summarize(report, rows, snapshot_rows, template, quality, state.quarantined, topic_terms)
+    summarize_feedback(report, rows, config.feedback)
     timer.lap("slices_caps_splits")
     if not snapshot_rows:  # store the run and every verdict (so `flywheel quality` explains it), no snapshot
         report.timings, report.seconds = timer.laps, timer.total
         warehouse.write(
-            lambda con: write_results(con, report, None, [], rows, template, quality, slice_stats, started)
+            lambda con: (
+                write_results(con, report, None, [], rows, template, quality, slice_stats, started)
+                or sink.write(con)
+            )
         )
         raise NothingKept(report)
     info = _snapshot_info(report, workload, state, snapshot_rows, home, started)
     timer.lap("snapshot_export")
     report.timings, report.seconds = timer.laps, timer.total
     warehouse.write(
-        lambda con: write_results(
-            con, report, info, snapshot_rows, rows, template, quality, slice_stats, started
+        lambda con: (
+            write_results(con, report, info, snapshot_rows, rows, template, quality, slice_stats, started)
+            or sink.write(con)
         )
     )
     return report
@@ -323,50 +355,6 @@ def _snapshot_row(row: CurationRow, workload_id: str) -> SnapshotRow:
         weight=row.weight,
     )
     return SnapshotRow(example, row.client_id, row.dup_group)
-
-
-def _summarize(
-    report: CurationReport,
-    rows: list[CurationRow],
-    snapshot_rows: list[SnapshotRow],
-    template: PromptTemplate | None,
-    quality: list[Any],
-    state: CurationState,
-    topic_terms: dict[str, list[str]],
-) -> None:
-    report.n_in = len(rows)
-    report.rejected = dict(Counter(row.reason for row in rows if row.reason).most_common())
-    report.splits = {
-        split: sum(1 for r in snapshot_rows if r.example.split == split) for split in ("train", "val", "eval")
-    }
-    report.pii = dict(sum((row.pii for row in rows), Counter()))
-    kept = [row for row in rows if row.kept]
-    report.pii_out = dict(sum((row.pii for row in kept), Counter()))
-    before = sum(row.tokens_before for row in kept) / len(kept) if kept else 0.0
-    after = sum(row.tokens_after for row in kept) / len(kept) if kept else 0.0
-    report.tokens_per_example = {"before": round(before, 1), "after": round(after, 1),
-                                 "saved_share": round(1 - after / before, 4) if before else 0.0}  # fmt: skip
-    if template is not None:
-        report.template = {"template_id": template.template_id, "n_static_tokens": template.n_static_tokens}
-    if topic_terms:
-        report.slices["topics"] = topic_terms
-    failed = sum(1 for q in quality if q.success is False)
-    report.expectations = {
-        "batches": len({q.batch_id for q in quality}),
-        "evaluated": len(quality),
-        "failed": failed,
-    }
-    report.quarantined_at_ingest = state.quarantined
-
-
-def _summarize_feedback(report: CurationReport, rows: list[CurationRow], rule: FeedbackConfig | None) -> None:
-    """Rows kept at a lower weight, and what the configured feedback field held (a path that matches
-    no row shows as `with_value: 0`)."""
-    report.downweighted = dict(Counter("negative_feedback" for row in rows if row.kept and row.weight < 1))
-    if rule is not None:
-        found = [row.outcome for row in rows if row.outcome is not None]
-        report.feedback = {"field": rule.field, "action": rule.action, "with_value": len(found),
-                           "negative": sum(o.negative for o in found)}  # fmt: skip
 
 
 def _snapshot_info(

@@ -101,6 +101,7 @@ def _delete(con: duckdb.DuckDBPyConnection, request: ForgetRequest, report: Forg
     in_ids = f"IN (SELECT id FROM {IDS_TABLE})"
     statements = {
         "curation_verdicts": (f"workload_id = ? AND interaction_id {in_ids}", [workload]),
+        "curation_prepared": (f"workload_id = ? AND interaction_id {in_ids}", [workload]),
         "snapshot_examples": (
             f"workload_id = ? AND (interaction_id {in_ids} OR example_id {in_ids})",
             [workload],

@@ -17,9 +17,15 @@ from flywheel.config import WorkloadConfig
 ParsedAnswer = Answer
 
 
-def parse_answer(workload: WorkloadConfig, message: dict[str, Any], request: dict[str, Any]) -> Answer:
-    """The label of `message` under the workload's task, or a format reason with a short detail."""
-    return read_message(AnswerSpec.of(workload), message, request)
+def parse_answer(
+    workload: WorkloadConfig,
+    message: dict[str, Any],
+    request: dict[str, Any],
+    spec: AnswerSpec | None = None,
+) -> Answer:
+    """The label of `message` under the workload's task, or a format reason with a short detail.
+    `spec`: the workload's AnswerSpec when the caller built it once for many rows."""
+    return read_message(spec or AnswerSpec.of(workload), message, request)
 
 
 def schema_for(workload: WorkloadConfig, request: dict[str, Any]) -> dict[str, Any] | None:

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from flywheel.quality.minhash import ShingleVocabulary, band_pairs, jaccard_pairs, lsh_bands, signatures
 
 LSH_MARGIN = 0.15
@@ -128,26 +130,23 @@ def candidate_pairs(
     seed: int = 1,
     common: frozenset[str] = frozenset(),
     relevant_only: bool = False,
-    index_path: Path | None = None,
 ) -> list[NearPair]:
     """Every pair LSH proposes (tuned LSH_MARGIN below the threshold), scored on the varying part;
     with `relevant_only`, just the merged ones and those within CALIBRATION_MARGIN of the threshold
     (all that grouping and calibration look at: templated traffic proposes millions of pairs).
 
-    The sketches and bands are datasketch's (see `minhash.py`), computed with numpy; with an
-    `index_path` (relevant_only only) the persistent index of `dedup_index.py` is used and updated."""
+    The sketches and bands are datasketch's (see `minhash.py`), computed with numpy. This lists every
+    pair (the reference, and what `flywheel quality` tooling inspects); `duplicate_groups` needs only
+    the components and gets them without listing every pair (`near_links`)."""
     floor = threshold - CALIBRATION_MARGIN - 1e-4  # below it no pair rounds into calibration (nor merges)
-    if relevant_only and index_path is not None:
-        found, scores = _indexed(texts, index_path, threshold, shingle_size, num_perm, seed, common, floor)
-    else:
-        vocabulary = ShingleVocabulary(num_perm, seed)
-        ids = [vocabulary.encode(shingles(varying_text(text, common), shingle_size)) for text in texts]
-        bands, rows = lsh_bands(max(0.3, threshold - LSH_MARGIN), num_perm)
-        found = band_pairs(signatures(ids, vocabulary), bands, rows)
-        scores = jaccard_pairs(ids, found, len(vocabulary.ids))
-        if relevant_only:
-            keep = scores >= floor
-            found, scores = found[keep], scores[keep]
+    vocabulary = ShingleVocabulary(num_perm, seed)
+    ids = [vocabulary.encode(shingles(varying_text(text, common), shingle_size)) for text in texts]
+    bands, rows = lsh_bands(max(0.3, threshold - LSH_MARGIN), num_perm)
+    found = band_pairs(signatures(ids, vocabulary), bands, rows)
+    scores = jaccard_pairs(ids, found, len(vocabulary.ids))
+    if relevant_only:
+        keep = scores >= floor
+        found, scores = found[keep], scores[keep]
     digits = [numbers(normalize_text(text)) for text in texts]  # a list: millions of lookups follow
     pairs = []
     for (index, other), exact in zip(found.tolist(), scores.tolist(), strict=True):
@@ -161,32 +160,6 @@ def candidate_pairs(
         why = "near_duplicate" if merged else ("numbers_differ" if score >= threshold else "below_threshold")
         pairs.append(NearPair(index, other, score, merged, why))
     return pairs  # band_pairs yields them sorted by (a, b)
-
-
-def _indexed(
-    texts: list[str],
-    path: Path,
-    threshold: float,
-    shingle_size: int,
-    num_perm: int,
-    seed: int,
-    common: frozenset[str],
-    floor: float,
-) -> tuple[Any, Any]:
-    from flywheel.quality.dedup_index import fingerprint, indexed_pairs
-
-    params = {"threshold": threshold, "shingle_size": shingle_size, "num_perm": num_perm, "seed": seed,
-              "lsh_margin": LSH_MARGIN, "floor": floor}  # fmt: skip
-    return indexed_pairs(
-        [text_hash(text) for text in texts],
-        lambda i: shingles(varying_text(texts[i], common), shingle_size),
-        path,
-        print_=fingerprint(params, common),
-        num_perm=num_perm,
-        seed=seed,
-        lsh_threshold=max(0.3, threshold - LSH_MARGIN),
-        floor=floor,
-    )
 
 
 def calibration_pairs(
@@ -208,49 +181,84 @@ def duplicate_groups(
     common_share: float | None = None,
     index_path: Path | None = None,
 ) -> DuplicateGroups:
-    """Connected components of exact-duplicate and near-duplicate links between `texts`."""
-    keys = [text_hash(text) for text in texts]
+    """Connected components of exact-duplicate and near-duplicate links between `texts`.
+
+    Near links come from `dedup_index.near_components` (union-find over the LSH candidates: the same
+    components as every verified candidate pair gives, see `near_links`); `near_pairs` counts the
+    links that joined two components (distinct texts in near families minus the families)."""
+    norms = [normalize_text(text) for text in texts]  # normalized once: hashing, tokens, shingles
+    keys = [hashlib.sha256(norm.encode()).hexdigest()[:24] for norm in norms]
     parent = list(range(len(texts)))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    def union(a: int, b: int) -> None:
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-
     first_with_key: dict[str, int] = {}
     for index, key in enumerate(keys):
-        union(first_with_key.setdefault(key, index), index)
+        parent[index] = first_with_key.setdefault(key, index)
     unique = sorted(first_with_key.values())
-    pairs: list[tuple[int, int]] = []
+    roots = np.arange(len(unique))
     calibration: list[NearPair] = []
-    common = common_tokens([texts[i] for i in unique], common_share)
+    common = _common_of_norms([norms[i] for i in unique], common_share)
     if near and len(unique) > 1:
-        found = candidate_pairs(
-            [texts[i] for i in unique],
-            threshold=threshold,
-            shingle_size=shingle_size,
-            num_perm=num_perm,
-            seed=seed,
-            common=common,
-            relevant_only=True,
-            index_path=index_path,
+        roots, window = _near(
+            unique, norms, keys, common, threshold, shingle_size, num_perm, seed, index_path
         )
-        pairs = [(unique[p.a], unique[p.b]) for p in found if p.merged]
-        for a, b in pairs:
-            union(a, b)
         calibration = [
-            NearPair(unique[p.a], unique[p.b], p.score, p.merged, p.why)
-            for p in calibration_pairs(found, threshold)
+            NearPair(unique[a], unique[b], score, merged, "near_duplicate" if merged else "below_threshold")
+            for score, a, b, merged in window
         ]
+    for position, index in enumerate(unique):
+        parent[index] = unique[roots[position]]
     components: dict[int, list[int]] = {}
     for index in range(len(texts)):
-        components.setdefault(find(index), []).append(index)
+        components.setdefault(parent[parent[index]], []).append(index)
     groups = [members for members in components.values() if len(members) > 1]
     groups.sort(key=lambda members: members[0])
-    return DuplicateGroups(groups, keys, len(pairs), calibration, common)
+    near_pairs = len(unique) - len(set(roots.tolist()))
+    return DuplicateGroups(groups, keys, near_pairs, calibration, common)
+
+
+def _common_of_norms(norms: list[str], share: float | None) -> frozenset[str]:
+    """`common_tokens` of already normalized texts."""
+    if share is None or len(norms) < MIN_TEXTS_FOR_COMMON:
+        return frozenset()
+    frequency: Counter[str] = Counter()
+    for norm in norms:
+        frequency.update(set(norm.split()))
+    return frozenset(token for token, n in frequency.items() if n >= share * len(norms))
+
+
+def _near(
+    unique: list[int],
+    norms: list[str],
+    keys: list[str],
+    common: frozenset[str],
+    threshold: float,
+    shingle_size: int,
+    num_perm: int,
+    seed: int,
+    index_path: Path | None,
+) -> tuple[np.ndarray, list[tuple[float, int, int, bool]]]:
+    from flywheel.quality.dedup_index import fingerprint, near_components
+
+    params = {"threshold": threshold, "shingle_size": shingle_size, "num_perm": num_perm, "seed": seed,
+              "lsh_margin": LSH_MARGIN}  # fmt: skip
+
+    def text_of(position: int) -> str:
+        return _varying_norm(norms[unique[position]], common)
+
+    return near_components(
+        [keys[i] for i in unique],
+        text_of,
+        [numbers(norms[i]) for i in unique],
+        threshold=threshold,
+        lsh_threshold=max(0.3, threshold - LSH_MARGIN),
+        num_perm=num_perm,
+        seed=seed,
+        shingle_size=shingle_size,
+        path=index_path,
+        print_=fingerprint(params, common),
+    )
+
+
+def _varying_norm(norm: str, common: frozenset[str]) -> str:
+    tokens = norm.split()
+    kept = [token for token in tokens if token not in common]
+    return " ".join(kept or tokens)

@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from flywheel.answers import AnswerSpec
 from flywheel.config import WorkloadConfig
 from flywheel.quality.answers import ParsedAnswer, parse_answer
 from flywheel.quality.checks import RowView, first_failure
@@ -114,8 +115,9 @@ def prepare_rows(
 ) -> None:
     """Fill in messages, target, label, PII counts and the first failing row check of every row."""
     config = workload.curation
+    spec = AnswerSpec.of(workload)  # once per chunk, not twice per row
     for index, row in enumerate(rows):
-        prepare_row(row, workload, template, patterns)
+        prepare_row(row, workload, template, patterns, spec)
         if config.feedback is not None:
             row.outcome = read_outcome(row_parts(row), config.feedback)
         view = RowView(
@@ -156,6 +158,7 @@ def prepare_row(
     workload: WorkloadConfig,
     template: PromptTemplate | None,
     patterns: tuple[PiiPattern, ...],
+    spec: AnswerSpec | None = None,
 ) -> None:
     raw_messages = row.request.get("messages") or []
     pruned = apply_template(raw_messages, template)
@@ -166,9 +169,9 @@ def prepare_row(
     message = row.response.get("message") if row.status == "ok" else None
     if isinstance(message, dict):
         row.target = scrub_message(message, scrubber)
-        row.parsed = parse_answer(workload, message, row.request)
+        row.parsed = parse_answer(workload, message, row.request, spec)
         if row.parsed.reason is None:
-            row.label = parse_answer(workload, row.target, row.request).label
+            row.label = parse_answer(workload, row.target, row.request, spec).label
     gold = row.imported_gold if row.imported_gold is not None else row.metadata.get("label")
     if gold is not None:
         row.gold = scrubber(gold if isinstance(gold, str) else canonical_dumps(gold).decode())

@@ -26,6 +26,7 @@ import polars as pl
 
 from flywheel.config import WorkloadConfig
 from flywheel.quality.pii import PiiPattern
+from flywheel.quality.prepared import INPUT_KEY_SQL, PreparedSink, decode, encode
 from flywheel.quality.pruning import PromptTemplate, find_template
 from flywheel.quality.rows import INTERACTION_SQL, CurationRow, prepare_rows, row_from_record
 from flywheel.records import message_text
@@ -33,10 +34,31 @@ from flywheel.records import message_text
 CHUNK_ROWS = 10_000
 TEMPLATE_SAMPLE = 50_000
 SNAPSHOT_REQUEST_KEYS = ("tools", "response_format")
-OK_REQUESTS_SQL = """
-SELECT request FROM interactions
-WHERE workload_id = ? AND status = 'ok'
+CACHED_SQL = f"""
+WITH rows AS (
+    SELECT i.*, g.label AS gold_label, {INPUT_KEY_SQL} AS input_key,
+           CASE WHEN c.prep_key = $1 AND c.input_key = {INPUT_KEY_SQL}
+                     AND ($3 OR list_contains($2::VARCHAR[], i.batch_id)) THEN c.prepared END AS prepared
+    FROM interactions i
+    LEFT JOIN gold_labels g ON g.workload_id = i.workload_id AND g.interaction_id = i.id
+    LEFT JOIN curation_prepared c ON c.workload_id = i.workload_id AND c.interaction_id = i.id
+    WHERE i.workload_id = $4
+)
+SELECT id, client_id, source_ref, batch_id, status, ts, prompt_tokens, completion_tokens, gold_label,
+       input_key, prepared,
+       CASE WHEN prepared IS NULL THEN request END AS request,
+       CASE WHEN prepared IS NULL THEN response END AS response,
+       CASE WHEN prepared IS NULL THEN feedback END AS feedback,
+       CASE WHEN prepared IS NULL THEN metadata END AS metadata
+FROM rows
 ORDER BY ingested_at, ts NULLS LAST, id
+"""
+OK_REQUESTS_SQL = """
+SELECT request FROM (
+    SELECT request, row_number() OVER (ORDER BY ingested_at, ts NULLS LAST, id) - 1 AS position
+    FROM interactions WHERE workload_id = ? AND status = 'ok'
+) WHERE position % ? = 0
+ORDER BY position
 """
 
 
@@ -48,6 +70,11 @@ class PreparedPool:
     answers: list[str] = field(default_factory=list)  # ok answers' text (label proposal)
     quality: dict[str, list[pl.DataFrame]] = field(default_factory=dict)  # batch_id -> quality columns
     first_rows: dict[str, CurationRow] = field(default_factory=dict)  # batch_id -> its first row
+
+    @staticmethod
+    def want_answers(workload: WorkloadConfig) -> bool:
+        """A classification workload without `labels`: the answers feed the label proposal."""
+        return workload.task == "classification" and not workload.labels
 
     def quality_frames(self) -> dict[str, pl.DataFrame]:
         return {batch: pl.concat(frames) for batch, frames in self.quality.items()}
@@ -66,14 +93,12 @@ def find_pool_template(con: duckdb.DuckDBPyConnection, workload: WorkloadConfig)
     step = max(1, math.ceil(count / TEMPLATE_SAMPLE))
     conversations: list[list[dict[str, Any]]] = []
     interned: dict[bytes, dict[str, Any]] = {}
-    position = 0
-    reader = con.sql(OK_REQUESTS_SQL, params=[workload.id]).to_arrow_reader(CHUNK_ROWS)
+    # the sample is taken in SQL: only every step-th request's JSON leaves DuckDB
+    reader = con.sql(OK_REQUESTS_SQL, params=[workload.id, step]).to_arrow_reader(CHUNK_ROWS)
     for batch in reader:
         for request in batch.column(0).to_pylist():
-            if position % step == 0:
-                messages = orjson.loads(request).get("messages") or []
-                conversations.append([_intern(message, interned) for message in messages])
-            position += 1
+            messages = orjson.loads(request).get("messages") or []
+            conversations.append([_intern(message, interned) for message in messages])
     return find_template(
         workload.id,
         conversations,
@@ -94,6 +119,18 @@ def iter_chunks(con: duckdb.DuckDBPyConnection, workload_id: str, size: int) -> 
         yield [row_from_record(record) for record in pl.from_arrow(batch).iter_rows(named=True)]
 
 
+def iter_records(
+    con: duckdb.DuckDBPyConnection, workload_id: str, key: str, validated: set[str] | None, size: int
+) -> Iterator[list[dict[str, Any]]]:
+    """INTERACTION_SQL's rows with `input_key`, and `prepared` where a stored prepared row may be used
+    (then the raw JSON columns are not read). `validated`: the batches whose rows may come from the
+    store (None: any batch, the suite is off)."""
+    params = [key, sorted(validated) if validated is not None else [], validated is None, workload_id]
+    reader = con.sql(CACHED_SQL, params=params).to_arrow_reader(size)
+    for batch in reader:
+        yield list(pl.from_arrow(batch).iter_rows(named=True))
+
+
 def prepare_pool(
     con: duckdb.DuckDBPyConnection,
     workload: WorkloadConfig,
@@ -102,32 +139,79 @@ def prepare_pool(
     validated: set[str],
     progress: Callable[[int], None] | None = None,
     chunk_rows: int = CHUNK_ROWS,
+    sink: PreparedSink | None = None,
 ) -> PreparedPool:
-    """Prepare every row chunk by chunk; quality columns for the batches not validated before."""
-    from flywheel.quality.expectations import quality_frame
-
+    """Prepare every row chunk by chunk; quality columns for the batches not validated before. With
+    a `sink`, rows stored by an earlier curate under the same key are read instead of prepared, and
+    the rows prepared now go to the sink (`prepared.py`)."""
     pool = PreparedPool()
-    want_answers = workload.task == "classification" and not workload.labels
-    for chunk in iter_chunks(con, workload.id, chunk_rows):
-        if want_answers:
-            pool.answers.extend(_answers(chunk))
-        prepare_rows(chunk, workload, template, patterns, progress)
-        if workload.curation.expectations:
-            for batch_id, members in _by_batch(chunk, validated).items():
-                pool.quality.setdefault(batch_id, []).append(quality_frame(members, workload))
-                pool.first_rows.setdefault(batch_id, members[0])
-        for row in chunk:
-            slim(row)
-        pool.rows.extend(chunk)
+    key = sink.key if sink is not None else ""
+    checked = validated if workload.curation.expectations else None
+    chunks = iter_records(con, workload.id, key, checked, chunk_rows) if sink is not None else None
+    if chunks is None:
+        for rows in iter_chunks(con, workload.id, chunk_rows):
+            answers = _prepare_fresh(pool, rows, workload, template, patterns, validated, progress)
+            if pool.want_answers(workload):
+                pool.answers.extend(answers.values())
+            pool.rows.extend(rows)
+        return pool
+    for records in chunks:
+        rows: list[CurationRow] = []
+        fresh: list[tuple[CurationRow, str]] = []
+        stored: dict[str, str | None] = {}  # answers of the rows read from the store
+        for record in records:
+            if record["prepared"] is not None:
+                row, stored[record["id"]] = decode(record)
+            else:
+                row = row_from_record(record)
+                fresh.append((row, record["input_key"]))
+            rows.append(row)
+        if progress and len(rows) > len(fresh):
+            progress(len(rows) - len(fresh))
+        answers = _prepare_fresh(
+            pool, [row for row, _ in fresh], workload, template, patterns, validated, progress
+        )
+        if pool.want_answers(workload):  # in the pool's order, stored and fresh rows mixed
+            pool.answers.extend(
+                a
+                for row in rows
+                if (a := answers.get(row.interaction_id, stored.get(row.interaction_id))) is not None
+            )
+        sink.add([(row.interaction_id, input_key, encode(row, answers.get(row.interaction_id)))
+                  for row, input_key in fresh])  # fmt: skip
+        pool.rows.extend(rows)
     return pool
 
 
-def _answers(rows: list[CurationRow]) -> list[str]:
-    return [
-        message_text(row.response["message"])
+def _prepare_fresh(
+    pool: PreparedPool,
+    rows: list[CurationRow],
+    workload: WorkloadConfig,
+    template: PromptTemplate | None,
+    patterns: tuple[PiiPattern, ...],
+    validated: set[str],
+    progress: Callable[[int], None] | None,
+) -> dict[str, str]:
+    """Prepare, collect quality columns, slim; returns each ok row's logged answer text by id."""
+    from flywheel.quality.expectations import quality_frame
+
+    answers = _answers(rows)
+    prepare_rows(rows, workload, template, patterns, progress)
+    if workload.curation.expectations:
+        for batch_id, members in _by_batch(rows, validated).items():
+            pool.quality.setdefault(batch_id, []).append(quality_frame(members, workload))
+            pool.first_rows.setdefault(batch_id, members[0])
+    for row in rows:
+        slim(row)
+    return answers
+
+
+def _answers(rows: list[CurationRow]) -> dict[str, str]:
+    return {
+        row.interaction_id: message_text(row.response["message"])
         for row in rows
         if row.status == "ok" and isinstance(row.response.get("message"), dict)
-    ]
+    }
 
 
 def _by_batch(rows: list[CurationRow], validated: set[str]) -> dict[str, list[CurationRow]]:

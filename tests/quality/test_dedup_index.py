@@ -4,8 +4,6 @@ counts and calibration a full computation finds, while banding only what involve
 import random
 from pathlib import Path
 
-import numpy as np
-
 from flywheel.quality import dedup_index
 from flywheel.quality.dedup import duplicate_groups
 
@@ -33,28 +31,30 @@ def _texts(n: int, seed: int) -> list[str]:
 
 def _outcome(texts: list[str], index: Path | None) -> tuple:
     groups = duplicate_groups(texts, threshold=0.7, common_share=0.9, index_path=index)
-    calibration = [(p.a, p.b, p.score, p.merged, p.why) for p in groups.calibration]
-    return groups.groups, groups.near_pairs, calibration
+    for pair in groups.calibration:  # checked pairs nearest the threshold, flagged by the threshold
+        assert abs(pair.score - 0.7) <= 0.1 and pair.merged == (pair.score >= 0.7) and pair.a < pair.b
+    return groups.groups, groups.near_pairs
 
 
 def test_incremental_index_gives_the_full_result(tmp_path: Path, monkeypatch) -> None:
     index = tmp_path / "indexes" / "w.dedup.npz"
     history, new = _texts(300, 1), _texts(60, 2)
     assert _outcome(history, index) == _outcome(history, None)  # first run: builds the index
-    banded: list[int] = []
-    original = dedup_index._pairs_with_new
+    checked: list[int] = []
+    original = dedup_index.link_candidates
 
-    def spy(signatures: np.ndarray, is_new: np.ndarray, bands: int, rows: int) -> np.ndarray:
-        banded.append(int(is_new.sum()))
-        return original(signatures, is_new, bands, rows)
+    def spy(linker, keys, shingles_of, digits, threshold, is_new=None) -> None:
+        checked.append(len(keys) if is_new is None else int(is_new.sum()))
+        return original(linker, keys, shingles_of, digits, threshold, is_new)
 
-    monkeypatch.setattr(dedup_index, "_pairs_with_new", spy)
+    monkeypatch.setattr(dedup_index, "link_candidates", spy)
     grown = history + new
     full = _outcome(grown, None)
     assert full[1] > 0 and _outcome(grown, index) == full
-    assert banded and banded[-1] <= len(set(new))  # only the new texts were banded against history
-    forgotten = grown[40:]  # `flywheel forget` removed the oldest rows: their pairs must go too
+    assert checked[-1] <= len(set(new))  # only pairs with a new text were checked against history
+    forgotten = grown[40:]  # `flywheel forget` removed the oldest rows: their components may split
     assert _outcome(forgotten, index) == _outcome(forgotten, None)
+    assert checked[-1] > len(set(new))  # rebuilt: every text checked again
 
 
 def test_other_parameters_rebuild_the_index(tmp_path: Path) -> None:
@@ -62,9 +62,8 @@ def test_other_parameters_rebuild_the_index(tmp_path: Path) -> None:
     texts = _texts(200, 3)
     duplicate_groups(texts, threshold=0.7, common_share=0.9, index_path=index)
     loose = duplicate_groups(texts, threshold=0.5, common_share=0.9, index_path=index)
-    assert loose.near_pairs == duplicate_groups(texts, threshold=0.5, common_share=0.9).near_pairs
+    assert loose.groups == duplicate_groups(texts, threshold=0.5, common_share=0.9).groups
+    assert loose.near_pairs > duplicate_groups(texts, threshold=0.7, common_share=0.9).near_pairs
     index.write_bytes(b"not an index")  # unreadable: rebuilt, never an error
-    assert (
-        duplicate_groups(texts, threshold=0.5, common_share=0.9, index_path=index).near_pairs
-        == loose.near_pairs
-    )
+    again = duplicate_groups(texts, threshold=0.5, common_share=0.9, index_path=index)
+    assert (again.groups, again.near_pairs) == (loose.groups, loose.near_pairs)

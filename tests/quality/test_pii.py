@@ -100,3 +100,21 @@ def test_any_luhn_valid_card_is_scrubbed(seed: int, length: int, sep: str) -> No
     scrubbed, counts = scrub(f"I paid with {shown}, thanks")
     assert scrubbed == "I paid with <CARD_1>, thanks"
     assert counts == {"card": 1}
+
+
+def test_hints_only_skip_patterns_that_cannot_match() -> None:
+    """The cheap pre-check (a digit, "@", ":") never changes what is scrubbed."""
+    import dataclasses
+
+    from tests.quality.pii_samples import SAMPLES
+
+    hinted = build_patterns()
+    assert all(p.hint is not None for p in hinted)
+    plain = tuple(dataclasses.replace(p, hint=None) for p in hinted)
+    rng = random.Random(3)
+    texts = [text for text, _ in SAMPLES]
+    alphabet = "ab@:.-+ 0123456789٣()XY\n`"
+    texts += ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40))) for _ in range(3000)]
+    texts += ["mail me: a.b@example.org", "fe80::1 and 2001:db8::ff00:42:8329", "no pii here at all"]
+    for text in texts:
+        assert scrub(text, hinted) == scrub(text, plain), text
