@@ -8,7 +8,8 @@
    encoder-classifier -> evaluate and gate -> costs, through Prefect, like any user's workload.
 3. `flywheel recipe-score banking77`: the promoted champion on the 3,080 test.csv utterances against
    gold, and cost per 1k requests vs the gpt-4o-mini-priced teacher (cost code: flywheel.evaluate).
-Targets: accuracy >= 0.92 (issue 18) and >= 98% cheaper than the teacher. Skips cleanly when the data is absent.
+Targets: accuracy >= 0.92 (issue 18) and >= 98% cheaper than the teacher. Skips cleanly when the data
+is absent.
 """
 
 from __future__ import annotations
