@@ -116,7 +116,10 @@ def _close(context: str, run: list[tuple[int, int]]) -> list[tuple[int, int]]:
     if not run:
         return []
     cuts = [i + 1 for i, (a, b) in enumerate(run[:-1]) if ABBREVIATIONS.fullmatch(context[a:b])]
-    firsts = [0, *cuts] + ([1] if len(run) > 1 and _sentence_start(context, run[0][0]) else [])
+    opening = _sentence_start(context, run[0][0])
+    if opening and len(run) == 1:
+        return []  # "Find" / "Fetch": a lone capitalized first word is grammar, not a name
+    firsts = [0, *cuts] + ([1] if opening else [])
     lasts = [len(run), *cuts]
     return [trim(context, run[f][0], run[n - 1][1]) for f in firsts for n in lasts if n > f]
 
@@ -209,9 +212,11 @@ def _literal(context: str, match: re.Match, items: dict[str, Any]) -> Candidate 
             return None
         if param_types(items)[0] == "number":
             value = [float(v) for v in value]
-    inner = match.group()[1:-1]  # scored on the values inside: the heads point at values, not brackets
-    start = match.start() + 1 + len(inner) - len(inner.lstrip())
-    return Candidate(start, match.end() - 1 - (len(inner) - len(inner.rstrip())), value)
+    # scored on the first and last value inside: the heads point at values, not at brackets/quotes
+    text = match.group()
+    inner = text.strip("[]() '\"")
+    start = match.start() + text.index(inner) if inner else match.start()
+    return Candidate(start, start + len(inner) if inner else match.end(), value)
 
 
 def _tuples_to_lists(value: Any) -> Any:
