@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bfcl_simple.py [--data ../shared/data/bfcl-simple] [--epochs N] [--limit N]
                                           [--test-share 0.25] [--seed 0] [--write BENCHMARKS.md]
+                                          [--model DIR | --keep DIR]
 
 1. BFCL items -> OpenAI-format logs (flywheel/recipes/bfcl.py) -> examples carrying the raw request.
 2. Split BY FUNCTION (seeded): every test function is absent from training.
@@ -46,6 +47,8 @@ def main() -> int:
     parser.add_argument("--write", type=Path, default=None, help="Replace this section of BENCHMARKS.md")
     parser.add_argument("--model", type=Path, default=None,
                         help="Score this model directory (same split) instead of training")  # fmt: skip
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="Train into this directory and keep the model (re-score it with --model)")  # fmt: skip
     args = parser.parse_args()
     if not (args.data / "BFCL_v4_simple_python.json").is_file():
         print(f"skip: BFCL_v4_simple_python.json not found under {args.data}")
@@ -89,8 +92,9 @@ def run(args: argparse.Namespace) -> None:
         return
     with tempfile.TemporaryDirectory(prefix="bench-bfcl-") as tmp:
         started = time.monotonic()
+        out_dir = args.keep or Path(tmp)
         trained = train_candidate(
-            student, workload, train, [], out_dir=Path(tmp), snapshot_id=None, warehouse=None
+            student, workload, train, [], out_dir=out_dir, snapshot_id=None, warehouse=None
         )
         train_s = time.monotonic() - started
         predictor = load_predictor(trained.path)

@@ -74,6 +74,11 @@ def test_training_items_from_a_call_and_a_text_reply() -> None:
     modes = {f.question.split(" (")[0]: (f.mode, f.span) for f in fills}
     assert modes["base"] == (SPAN, (11, 13)) and modes["height"][0] == SPAN
     assert modes["unit"] == (ABSENT, None) and modes["exact"] == (TRUE, None)
+    # a located value is ranked against the other numbers the text writes ("5" for base's "10")
+    rivals = {f.question.split(" (")[0]: f.rivals for f in fills}
+    context = context_text(messages)
+    assert [context[a:b] for a, b in rivals["base"]] == ["5"]
+    assert [context[a:b] for a, b in rivals["height"]] == ["10"]
 
 
 def test_chooser_groups_are_capped_and_keep_the_right_function() -> None:

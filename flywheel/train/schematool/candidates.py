@@ -223,3 +223,19 @@ def _tuples_to_lists(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_tuples_to_lists(v) for v in value]
     return value
+
+
+def candidate_spans(context: str, prop: dict[str, Any]) -> list[tuple[int, int]]:
+    """The spans the filler would rank for this parameter, from the text alone (training: the
+    gold value's span is taught to beat these; the heads' own spans join them at inference)."""
+    kind = param_types(prop)[0]
+    enum = prop.get("enum")
+    if isinstance(enum, list) and enum and kind != "array":
+        return []  # an option is chosen by meaning, not ranked by the span heads
+    if kind in ("integer", "number"):
+        found = number_candidates(context, prop)
+    elif kind == "array":
+        found = array_candidates(context, prop)
+    else:
+        return entity_spans(context)
+    return [(c.start, c.end) for c in found]
