@@ -48,7 +48,7 @@ def main() -> int:
     parser.add_argument("--model", type=Path, default=None,
                         help="Score this model directory (same split) instead of training")  # fmt: skip
     parser.add_argument("--keep", type=Path, default=None,
-                        help="Train into this directory and keep the model (re-score it with --model)")  # fmt: skip
+                        help="Train into this directory and keep the model (for --model)")  # fmt: skip
     args = parser.parse_args()
     if not (args.data / "BFCL_v4_simple_python.json").is_file():
         print(f"skip: BFCL_v4_simple_python.json not found under {args.data}")
