@@ -21,12 +21,17 @@ from typing import Any
 from flywheel.train.schematool.data import NUMBER_WORDS, WORD_RE, param_types, readable
 
 # Digits (thousands separators, decimals, a sign) with an optional trailing percent sign.
-NUMBER_PERCENT_RE = re.compile(r"(?<![\w.])-?(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)%?")
+NUMBER_PERCENT_RE = re.compile(
+    r"(?<![\w.])-?(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d+)?%?"
+    r"(?:\s+(?:thousand|million|billion|trillion)\b)?",
+    re.IGNORECASE,
+)
+SCALES = {"thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12}
 PLAIN_NUMBER_RE = re.compile(r"-?\d+(?:\.\d+)?")
 QUOTED_RE = re.compile(r"(?<![\w])(['\"`])([^'\"`\n]{1,80}?)\1(?![\w])")
 # A token with inner punctuation: a path, an id, a date, a version ("2022/AL2562", "~/a/b.nii").
 SPECIAL_RE = re.compile(
-    r"[\w~]+(?:[/\-_.:@#+^][\w~]+)+|~?/[\w./\-~]+|\b(?=[a-zA-Z]*\d)(?=\d*[a-zA-Z])[a-zA-Z\d]{3,}\b"
+    r"[\w~]+(?:[/\-_.:@#+^]+[\w~]+)+|~?/[\w./\-~]+|\b(?=[a-zA-Z]*\d)(?=\d*[a-zA-Z])[a-zA-Z\d]{3,}\b"
 )
 # Abbreviations whose period does not end a name ("ABC Ltd.", "Liverpool F.C.").
 ABBREVIATIONS = re.compile(r"(?:[A-Z]\.)+|Ltd\.|Inc\.|Co\.|Corp\.|Dr\.|St\.|Mt\.|Mr\.|Mrs\.|Ms\.|Jr\.|Sr\.")
@@ -37,7 +42,18 @@ LIST_WORD = r"\b(?!(?:and|or|from|to|in|on|with|for|of|the|at|by|is|are)\b)[A-Za
 LIST_ITEM = rf"(?:(?:the|a|an) )?{LIST_WORD}(?: {LIST_WORD}){{0,2}}"
 ARTICLE_RE = re.compile(r"^(?:the|a|an) ", re.IGNORECASE)
 LIST_RE = re.compile(rf"{LIST_ITEM}(?:\s*,\s*{LIST_ITEM})*(?:\s*,)?\s+(?:and|or|&)\s+{LIST_ITEM}")
-RANGE_RE = re.compile(r"\b(?:from|between)\s+(\S+)\s+(?:to|and|through|until)\s+(\S+)", re.IGNORECASE)
+# "from 2015 to 2021", "between x = -1 and x = 2"
+RANGE_RE = re.compile(
+    r"\b(?:from|between)\s+(?:\w+\s*=\s*)?(-?[\d.,]*\d)\s+(?:to|and|through|until)\s+(?:\w+\s*=\s*)?(-?[\d.,]*\d)",
+    re.IGNORECASE,
+)
+# Numbers written one after another: "85, 90, 88 and 92", "12.4, 15.6, 11.2".
+LIST_NUMBER = r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w.])"
+NUMBER_LIST_RE = re.compile(rf"(?<![\w.\-]){LIST_NUMBER}(?:(?:\s*,\s*|\s*,?\s+and\s+){LIST_NUMBER})+")
+# Quoted values one after another: "'Age', 'Income' and 'Education'".
+QUOTED_LIST_RE = re.compile(
+    r"(['\"])[^'\"\n]{1,60}\1(?:(?:\s*,\s*|\s*,?\s+(?:and|or)\s+)(['\"])[^'\"\n]{1,60}\2)+"
+)
 STOP = {"a", "an", "the", "of", "and", "or", "to", "for", "in", "on", "with", "by", "at", "is", "me"}
 
 
@@ -60,9 +76,11 @@ def number_candidates(context: str, prop: dict[str, Any]) -> list[Candidate]:
             matches.remove(match)  # "[200,300,400]" is three numbers, not 200300400
             matches += PLAIN_NUMBER_RE.finditer(context, match.start(), match.end())
     for match in matches:
-        text = match.group()
+        text, *scale = match.group().split()
         try:
-            number = float(text.rstrip("%").replace(",", ""))
+            number = float(text.rstrip("%").replace(",", "")) * SCALES.get(
+                scale[0].lower() if scale else "", 1
+            )
         except ValueError:
             continue
         if text.endswith("%") and not integer:
@@ -81,7 +99,8 @@ def number_candidates(context: str, prop: dict[str, Any]) -> list[Candidate]:
 def entity_spans(context: str) -> list[tuple[int, int]]:
     """Quoted text, runs of capitalized words (connectors allowed inside) and special tokens."""
     spans = [(m.start(2), m.end(2)) for m in QUOTED_RE.finditer(context)]
-    spans += [trim(context, m.start(), m.end()) for m in SPECIAL_RE.finditer(context)]
+    spans += [trim(context, m.start(), m.end()) for m in SPECIAL_RE.finditer(context)
+              if not re.fullmatch(r"-?[\d.,]+", m.group())]  # fmt: skip
     words = [(m.start(), m.end()) for m in WORD_TOKEN_RE.finditer(context)]
     run: list[tuple[int, int]] = []
     for index, (start, end) in enumerate([*words, (len(context), len(context))]):
@@ -177,6 +196,17 @@ def array_candidates(context: str, prop: dict[str, Any]) -> list[Candidate]:
             if all(values):
                 # scored from the first number: the heads point at values, not at "from"
                 out.append(Candidate(match.start(1), match.end(), [v[0].value for v in values]))
+    for match in NUMBER_LIST_RE.finditer(context):
+        if numeric:
+            values = [c.value for c in number_candidates(match.group(), items)]
+            if len(values) > 1:
+                out.append(Candidate(match.start(), match.end(), values))
+    for match in QUOTED_LIST_RE.finditer(context):
+        values = [_item(v, items, numeric) for _, v in QUOTED_RE.findall(match.group())]
+        if len(values) > 1 and all(v is not None for v in values):
+            inner = match.group().strip("'\"")
+            start = match.start() + match.group().index(inner)
+            out.append(Candidate(start, start + len(inner), values))
     for match in LIST_RE.finditer(context):
         parts = [p.strip() for p in re.split(r"\s*,\s*(?:and\s+|or\s+)?|\s+(?:and|or|&)\s+", match.group())]
         first = parts[0].split()
@@ -204,6 +234,9 @@ def _literal(context: str, match: re.Match, items: dict[str, Any]) -> Candidate 
     except (ValueError, SyntaxError, MemoryError, RecursionError):
         body = text.strip("[]")
         value = [p.strip().strip("'\"") for p in body.split(",") if p.strip()]
+        if items and param_types(items)[0] in ("integer", "number"):
+            # "(e.g., 12.4, 15.6, 11.2)": the numbers inside
+            value = [c.value for c in number_candidates(body, items)]
     if not isinstance(value, list | tuple) or not value:
         return None
     value = _tuples_to_lists(value)

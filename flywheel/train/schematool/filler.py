@@ -29,8 +29,9 @@ from flywheel.train.schematool.data import ABSENT, FALSE, SPAN, TRUE, Function, 
 ORDER_BONUS = 1.0  # log-probability units per pair of values in the schema's order
 STRUCTURE_BONUS = 4.0  # a whole name, quote, id or written-out list over a loose span
 OPTIONAL_MIN_P = 0.5  # the mode head's "present" probability an optional value needs
+OPTIONAL_MIN_SCORE = -4.0  # the least score an optional parameter's value may have
 OMIT_COST = 4.0  # an optional parameter left out scores this far below its best candidate
-TOP_K = 8  # candidates per parameter in the joint search
+TOP_K = 12  # candidates per parameter in the joint search
 MAX_LEAVES = 20000  # the joint search's size before it falls back to fewer candidates each
 
 
@@ -86,6 +87,8 @@ def fill_arguments(
             arguments[name] = choice == TRUE
             continue
         found = candidates(context, prop, scorer, top, entities)
+        if not required:
+            found = [s for s in found if s.score >= OPTIONAL_MIN_SCORE]
         if choice == SPAN and found:
             slots.append((name, required, found))
         elif choice == ABSENT and param_types(prop)[0] in ("integer", "number"):
