@@ -28,7 +28,8 @@ NUMBER_PERCENT_RE = re.compile(
 )
 SCALES = {"thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12}
 PLAIN_NUMBER_RE = re.compile(r"-?\d+(?:\.\d+)?")
-QUOTED_RE = re.compile(r"(?<![\w])(['\"`])([^'\"`\n]{1,80}?)\1(?![\w])")
+# Quoted text; an apostrophe inside a word ("It's") does not close a single quote.
+QUOTED_RE = re.compile(r"(?<![\w])(['\"`])((?:[^'\"`\n]|(?<=\w)'(?=\w)){1,200}?)\1(?![\w])")
 # A token with inner punctuation: a path, an id, a date, a version ("2022/AL2562", "~/a/b.nii").
 SPECIAL_RE = re.compile(
     r"[\w~]+(?:[/\-_.:@#+^]+[\w~]+)+|~?/[\w./\-~]+|\b(?=[a-zA-Z]*\d)(?=\d*[a-zA-Z])[a-zA-Z\d]{3,}\b"
@@ -48,7 +49,7 @@ RANGE_RE = re.compile(
     re.IGNORECASE,
 )
 # Numbers written one after another: "85, 90, 88 and 92", "12.4, 15.6, 11.2".
-LIST_NUMBER = r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w.])"
+LIST_NUMBER = r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+|st|nd|rd|th)?(?![\w.])"  # "2nd, 3rd and 4th" too
 NUMBER_LIST_RE = re.compile(rf"(?<![\w.\-]){LIST_NUMBER}(?:(?:\s*,\s*|\s*,?\s+and\s+){LIST_NUMBER})+")
 # Quoted values one after another: "'Age', 'Income' and 'Education'".
 QUOTED_LIST_RE = re.compile(
