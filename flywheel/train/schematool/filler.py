@@ -113,23 +113,20 @@ def candidates(
         found = [Candidate(a, b, coerce_value(context[a:b], prop)) for a, b in top[:1]]
         return [Scored(c, 0.0, False) for c in found]
     if kind in ("integer", "number"):
-        found = number_candidates(context, prop)
+        found, structured = number_candidates(context, prop), []
     elif kind == "array":
-        found = array_candidates(context, prop)
-        found += [Candidate(a, b, v) for a, b in top[:3] if (v := coerce_value(context[a:b], prop))]
+        structured = array_candidates(context, prop)
+        found = structured + [
+            Candidate(a, b, v) for a, b in top[:3] if (v := coerce_value(context[a:b], prop))
+        ]
     elif kind == "string":
-        structured = list(entities)
-        spans = {snap(*trim(context, a, b), entities) for a, b in top} - set(structured)
-        found = [
-            Candidate(a, b, context[a:b].strip()) for a, b in [*structured, *spans] if context[a:b].strip()
-        ]
+        structured = [Candidate(a, b, context[a:b].strip()) for a, b in entities if context[a:b].strip()]
+        spans = {snap(*trim(context, a, b), entities) for a, b in top} - set(entities)
+        found = structured + [Candidate(a, b, context[a:b].strip()) for a, b in spans if context[a:b].strip()]
     else:
-        found = [
-            Candidate(a, b, v) for a, b in top[:1] if (v := coerce_value(context[a:b], prop)) is not None
-        ]
-    if kind == "array":
-        structured = [(c.start, c.end) for c in found[: len(found) - min(3, len(top))]]
-    bonus = set(structured) if kind in ("string", "array") else set()
+        found, structured = [Candidate(a, b, coerce_value(context[a:b], prop)) for a, b in top[:1]], []
+        found = [c for c in found if c.value is not None]
+    bonus = {(c.start, c.end) for c in structured}
     scored = [
         Scored(c, s + STRUCTURE_BONUS * ((c.start, c.end) in bonus), True)
         for c in found
