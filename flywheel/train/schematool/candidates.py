@@ -145,14 +145,17 @@ def _close(context: str, run: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 
 def trim(context: str, start: int, end: int) -> tuple[int, int]:
-    """No trailing sentence punctuation or possessive on a value ("Paris." -> "Paris")."""
-    while end > start and context[end - 1] in ",;:?!)'\"":
-        end -= 1
-    if context[max(start, end - 2) : end] == "'s":
-        end -= 2
-    last = context[start:end].split()[-1] if context[start:end].split() else ""
-    if last.endswith(".") and not ABBREVIATIONS.fullmatch(last):
-        end -= 1
+    """No trailing sentence punctuation, quote or possessive on a value ("'Ride'." -> "Ride")."""
+    while end > start:
+        last = context[start:end].split()[-1] if context[start:end].split() else ""
+        if context[end - 1] in ",;:?!)'\"`":
+            end -= 1
+        elif context[max(start, end - 2) : end] == "'s":
+            end -= 2
+        elif last.endswith(".") and not ABBREVIATIONS.fullmatch(last):
+            end -= 1
+        else:
+            break
     return start, end
 
 
