@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bfcl_simple.py [--data ../shared/data/bfcl-simple] [--epochs N] [--limit N]
                                           [--test-share 0.25] [--seed 0] [--write BENCHMARKS.md]
+                                          [--model DIR | --keep DIR]
 
 1. BFCL items -> OpenAI-format logs (flywheel/recipes/bfcl.py) -> examples carrying the raw request.
 2. Split BY FUNCTION (seeded): every test function is absent from training.
@@ -46,6 +47,8 @@ def main() -> int:
     parser.add_argument("--write", type=Path, default=None, help="Replace this section of BENCHMARKS.md")
     parser.add_argument("--model", type=Path, default=None,
                         help="Score this model directory (same split) instead of training")  # fmt: skip
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="Train into this directory and keep the model (for --model)")  # fmt: skip
     args = parser.parse_args()
     if not (args.data / "BFCL_v4_simple_python.json").is_file():
         print(f"skip: BFCL_v4_simple_python.json not found under {args.data}")
@@ -89,8 +92,9 @@ def run(args: argparse.Namespace) -> None:
         return
     with tempfile.TemporaryDirectory(prefix="bench-bfcl-") as tmp:
         started = time.monotonic()
+        out_dir = args.keep or Path(tmp)
         trained = train_candidate(
-            student, workload, train, [], out_dir=Path(tmp), snapshot_id=None, warehouse=None
+            student, workload, train, [], out_dir=out_dir, snapshot_id=None, warehouse=None
         )
         train_s = time.monotonic() - started
         predictor = load_predictor(trained.path)
@@ -114,13 +118,15 @@ def score(predictor, workload, test, by_id) -> None:
     figures = {m: model.get(m) for m in ("tool_name_accuracy", "tool_call_exact", "arguments_exact")}
     for name, estimate in figures.items():
         print(f"  {name} {ci(estimate)}")
-    bfcl_ok = 0
+    oks = []
     for example, prediction in zip(test, model.predictions, strict=True):
         valid = prediction.invalid_reason is None
         calls = [{"name": n, "arguments": a} for n, a in gold_calls(replace_target(example, prediction))]
-        bfcl_ok += valid and acceptable(calls, by_id[example.example_id].ground_truth)
-    bfcl = bfcl_ok / len(test)
-    print(f"  exact call by BFCL's rule (any acceptable value, optional may be omitted) {bfcl:.4f}")
+        oks.append(bool(valid and acceptable(calls, by_id[example.example_id].ground_truth)))
+    bfcl = sum(oks) / len(test)
+    low, high = bfcl_interval(oks)
+    print(f"  exact call by BFCL's rule (any acceptable value, optional may be omitted) {bfcl:.4f} "
+          f"(95% CI {low:.4f}-{high:.4f})")  # fmt: skip
     print(f"  latency {model.latency_ms_mean:.1f} ms/request mean (p95 {model.latency_ms_p95:.1f})")
     name_acc, exact = figures["tool_name_accuracy"].value, figures["tool_call_exact"].value
     ok_name, ok_exact = name_acc >= 0.9, max(exact, bfcl) >= 0.6
@@ -139,6 +145,19 @@ def score(predictor, workload, test, by_id) -> None:
     figure(
         BENCH, "arguments exact (right name), unseen functions", round(figures["arguments_exact"].value, 4)
     )
+
+
+def bfcl_interval(oks: list[bool]) -> tuple[float, float]:
+    """Percentile bootstrap interval of the share of right calls (1000 resamples, seed 0), as the
+    project's metrics get theirs."""
+    import numpy as np
+
+    from flywheel.evaluate.bootstrap import percentile_interval, weight_chunks
+
+    right = np.asarray(oks, dtype=float)
+    draws = np.concatenate([weights @ right / len(right) for weights in weight_chunks(len(right), 1000, 0)])
+    low, high = percentile_interval(draws)
+    return float(low or 0.0), float(high or 0.0)
 
 
 def ci(estimate) -> str:

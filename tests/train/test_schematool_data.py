@@ -74,6 +74,11 @@ def test_training_items_from_a_call_and_a_text_reply() -> None:
     modes = {f.question.split(" (")[0]: (f.mode, f.span) for f in fills}
     assert modes["base"] == (SPAN, (11, 13)) and modes["height"][0] == SPAN
     assert modes["unit"] == (ABSENT, None) and modes["exact"] == (TRUE, None)
+    # a located value is ranked against the other numbers the text writes ("5" for base's "10")
+    rivals = {f.question.split(" (")[0]: f.rivals for f in fills}
+    context = context_text(messages)
+    assert [context[a:b] for a, b in rivals["base"]] == ["5"]
+    assert [context[a:b] for a, b in rivals["height"]] == ["10"]
 
 
 def test_chooser_groups_are_capped_and_keep_the_right_function() -> None:
@@ -94,17 +99,8 @@ def test_chooser_groups_are_capped_and_keep_the_right_function() -> None:
     assert index == 0 and len(texts) == 5
 
 
-def test_span_decoding_keeps_values_apart_and_words_whole() -> None:
-    from flywheel.train.schematool.student import assign_spans, word_bounds
+def test_word_bounds_keep_words_whole() -> None:
+    from flywheel.train.schematool.student import word_bounds
 
     context = "user: raise 3 to the power 4 in mitochondria"
     assert context[slice(*word_bounds(context, 32, 41))] == "mitochondria"
-    three, four = (context.index("3"), context.index("3") + 1), (context.index("4"), context.index("4") + 1)
-    integer = {"type": "integer"}
-    spans = [
-        ("exponent", integer, True, [(9.0, three), (5.0, four)]),
-        ("base", integer, True, [(8.0, three), (1.0, four)]),  # its best span is taken: the next one
-        ("mod", integer, False, [(7.0, three)]),  # optional whose best span is taken: left out
-        ("unit", {"type": "string"}, False, [(2.0, (32, 44))]),
-    ]
-    assert assign_spans(spans, context) == {"exponent": 3, "base": 4, "unit": "mitochondria"}

@@ -2,7 +2,8 @@
 it generalizes to functions never seen in training (flywheel.train.schematool). MiniLM scores every
 offered function and a "reply in text" option against the conversation, then answers one extractive
 question per parameter (span, true/false or absent), guided by the parameter's name, description,
-type and enum; values are coerced to the schema's types and the call is checked against it."""
+type and enum; values are typed candidates read from the text (numbers, names, ids, lists), ranked
+by span heads in one joint assignment per call, and the call is checked against the schema."""
 
 from __future__ import annotations
 

@@ -7,6 +7,8 @@ function is withheld and "reply in text" becomes the answer (a request whose too
 Parameter questions: one per parameter of the called function, answered by a span of the
 conversation, a boolean, or "absent" (omitted optional parameter). A gold value the conversation
 never writes (a default, a reformatted date) teaches nothing about where values sit and is skipped.
+A located value is also ranked against the parameter's typed candidates (the other numbers, names,
+ids and lists in the text), the choice the filler makes at inference.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flywheel.records import Example
+from flywheel.train.schematool.candidates import candidate_spans
 from flywheel.train.schematool.data import (
     ABSENT,
     SPAN,
@@ -34,6 +37,8 @@ from flywheel.train.schematool.data import (
 )
 from flywheel.train.schematool.model import encode_pairs, span_positions
 
+MAX_RIVALS = 24  # candidate spans per parameter question in the ranking loss
+
 
 @dataclass(frozen=True, slots=True)
 class ChooserItem:
@@ -48,6 +53,7 @@ class FillItem:
     context: str
     mode: int
     span: tuple[int, int] | None  # characters of the context; None = mode only
+    rivals: tuple[tuple[int, int], ...] = ()  # other candidate spans the gold span must beat
 
 
 def training_items(examples: list[Example]) -> tuple[list[ChooserItem], list[FillItem]]:
@@ -82,7 +88,8 @@ def parameter_items(function: Function, arguments: dict[str, Any], context: str)
             continue
         span = locate_value(context, value)
         if span is not None or prop.get("enum"):  # an enum value is chosen even when not written
-            items.append(FillItem(ask, context, SPAN, span))
+            rivals = [c for c in candidate_spans(context, prop) if span and c != span]
+            items.append(FillItem(ask, context, SPAN, span, tuple(rivals[:MAX_RIVALS])))
     return items
 
 
@@ -243,4 +250,31 @@ def _fill_loss(model: Any, tokenizer: Any, items: list[FillItem], options: Any) 
         cross = torch.nn.functional.cross_entropy
         spans = cross(start, torch.tensor(starts), ignore_index=-100)
         loss = loss + (spans + cross(end, torch.tensor(ends), ignore_index=-100)) / 2
+        ranking = _ranking_loss(start, end, items, offsets, context_mask)
+        if ranking is not None:
+            loss = loss + ranking
     return loss, int(batch["attention_mask"].sum())
+
+
+def _ranking_loss(start: Any, end: Any, items: list[FillItem], offsets: list, context_mask: list) -> Any:
+    """Cross-entropy of the gold span against its rivals, each scored as the filler scores it:
+    log p(start at its first token) + log p(end at its last token)."""
+    import torch
+
+    start, end = start.log_softmax(-1), end.log_softmax(-1)
+    losses = []
+    for row, item in enumerate(items):
+        if not item.span or not item.rivals:
+            continue
+        tokens = [(i, s, e) for i, ((s, e), m) in enumerate(zip(offsets[row], context_mask[row], strict=True))
+                  if m and e > s]  # fmt: skip
+        scores = []
+        for a, b in (item.span, *item.rivals):
+            inside = [i for i, s, e in tokens if s < b and e > a]
+            if inside:
+                scores.append(start[row, inside[0]] + end[row, inside[-1]])
+            elif not scores:
+                break  # the gold span was cut off: nothing to rank
+        if len(scores) > 1:
+            losses.append(-torch.stack(scores).log_softmax(-1)[0])
+    return torch.stack(losses).mean() if losses else None

@@ -14,19 +14,14 @@ from typing import Any
 from flywheel.records import Example, Prediction
 from flywheel.train.formatting import compact_json
 from flywheel.train.schematool.data import (
-    ABSENT,
-    FALSE,
-    SPAN,
     TEXT_OPTION,
-    TRUE,
     Function,
-    coerce_value,
     context_text,
     function_text,
     offered_functions,
-    param_types,
     question,
 )
+from flywheel.train.schematool.filler import SpanScorer, fill_arguments
 from flywheel.train.schematool.model import encode_pairs
 
 
@@ -84,23 +79,16 @@ class SchemaToolStudent:
         questions = [question(n, function.properties[n]) for n in names]
         batch = encode_pairs(self.tokenizer, questions, [context] * len(names), self.max_length)
         offsets = batch.pop("offset_mapping").tolist()
+        context_mask = batch["context_mask"].tolist()
         start, end, mode = self.model.fill(batch)
         mode_probs = mode.float().softmax(-1)
-        arguments, sure, spans = {}, 1.0, []
-        for row, name in enumerate(names):
-            prop = function.properties[name]
-            choice = decide_mode(mode_probs[row], prop, name in function.required)
-            sure = min(sure, float(mode_probs[row][choice]))
-            if choice in (TRUE, FALSE):
-                arguments[name] = choice == TRUE
-            elif choice == SPAN:
-                found = top_spans(start[row], end[row], self.max_span_tokens)
-                chars = [
-                    (score, word_bounds(context, offsets[row][a][0], offsets[row][b][1]))
-                    for score, a, b in found
-                ]
-                spans.append((name, prop, name in function.required, chars))
-        return arguments | assign_spans(spans, context), sure
+        rows = []
+        for row in range(len(names)):
+            found = top_spans(start[row], end[row], self.max_span_tokens)
+            top = [word_bounds(context, offsets[row][a][0], offsets[row][b][1]) for _, a, b in found]
+            scorer = SpanScorer(start[row], end[row], offsets[row], context_mask[row])
+            rows.append((scorer, mode_probs[row], list(dict.fromkeys(top))))
+        return fill_arguments(function, context, rows)
 
 
 def word_bounds(context: str, start: int, end: int) -> tuple[int, int]:
@@ -112,39 +100,7 @@ def word_bounds(context: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
-def assign_spans(spans: list[tuple[str, dict, bool, list]], context: str) -> dict[str, Any]:
-    """Each span parameter's value, most confident first; two parameters never copy the same words.
-
-    A required parameter takes its best candidate span that is free and reads as its type; an
-    optional one whose best span is already taken by another parameter is left out (the span head
-    found nothing of its own for it: the usual sign of a default)."""
-    order = sorted(spans, key=lambda s: (not s[2], -(s[3][0][0] if s[3] else float("-inf"))))
-    taken: list[tuple[int, int]] = []
-    values: dict[str, Any] = {}
-    for name, prop, required, candidates in order:
-        readable = [
-            (a, b, v) for _, (a, b) in candidates if (v := coerce_value(context[a:b], prop)) is not None
-        ]
-        free = [(a, b, v) for a, b, v in readable if not any(a < e and s < b for s, e in taken)]
-        if not required and (not free or not readable or free[0] != readable[0]):
-            continue
-        # a required value must be there: a taken span beats none (the call would be invalid)
-        chosen = (free or readable or [None])[0]
-        if chosen is not None:
-            values[name] = chosen[2]
-            taken.append(chosen[:2])
-    return values
-
-
-def decide_mode(probs: Any, prop: dict[str, Any], required: bool) -> int:
-    """The parameter's answer mode: booleans are true/false, a required one is never absent."""
-    allowed = [ABSENT, TRUE, FALSE] if param_types(prop) == ["boolean"] else [ABSENT, SPAN]
-    if required:
-        allowed.remove(ABSENT)
-    return max(allowed, key=lambda m: float(probs[m]))
-
-
-def top_spans(start: Any, end: Any, max_tokens: int, k: int = 40) -> list[tuple[float, int, int]]:
+def top_spans(start: Any, end: Any, max_tokens: int, k: int = 20) -> list[tuple[float, int, int]]:
     """The k best (score, start, end) token spans by summed logit, end within max_tokens of start."""
     import torch
 
