@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import socket
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,19 +47,11 @@ def predict_job(job: PredictJob) -> PredictOutcome:
     """Load one model and answer the examples (runs in a worker process; reads no warehouse)."""
     from flywheel.bundle import default_bundle, load_predictor
     from flywheel.config import load_config
+    from flywheel.evaluate.runner import answer_in_batches
 
     workload = load_config(job.config_path).workload(job.workload_id)
     predictor = load_predictor(job.artifact_dir, default=default_bundle(workload))
-    examples = list(job.examples)
-    predictions: list[Prediction] = []
-    started = time.perf_counter()
-    for start in range(0, len(examples), BATCH_SIZE):
-        batch = examples[start : start + BATCH_SIZE]
-        answered = predictor.predict(batch)
-        if len(answered) != len(batch):
-            raise ValueError(f"model {job.model_id!r} returned {len(answered)} answers for {len(batch)}")
-        predictions.extend(answered)
-    seconds = time.perf_counter() - started
+    predictions, seconds = answer_in_batches(predictor, list(job.examples), BATCH_SIZE)
     return PredictOutcome(job.model_id, predictions, seconds, f"{socket.gethostname()}:{os.getpid()}")
 
 

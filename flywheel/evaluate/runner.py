@@ -301,6 +301,17 @@ def evaluate_predictors(
 def _run_predictor(
     predictor: Predictor, examples: list[Example], batch_size: int, progress: Progress | None
 ) -> tuple[list[Prediction], float]:
+    predictions, elapsed = answer_in_batches(predictor, examples, batch_size, progress)
+    # answered in a worker process (flywheel/evaluate/remote.py): time it by the worker's clock
+    worker_seconds = getattr(predictor, "seconds_used", None)
+    return predictions, worker_seconds if isinstance(worker_seconds, float) else elapsed
+
+
+def answer_in_batches(
+    predictor: Predictor, examples: list[Example], batch_size: int, progress: Progress | None = None
+) -> tuple[list[Prediction], float]:
+    """`predictor`'s answers to `examples` in batches, and the seconds they took; a predictor that
+    returns a different number of answers than it was asked is an error, not a misaligned score."""
     predictions: list[Prediction] = []
     started = time.perf_counter()
     for start in range(0, len(examples), batch_size):
@@ -313,10 +324,7 @@ def _run_predictor(
         predictions.extend(answered)
         if progress is not None:
             progress(len(batch))
-    elapsed = time.perf_counter() - started
-    # answered in a worker process (flywheel/evaluate/remote.py): time it by the worker's clock
-    worker_seconds = getattr(predictor, "seconds_used", None)
-    return predictions, worker_seconds if isinstance(worker_seconds, float) else elapsed
+    return predictions, time.perf_counter() - started
 
 
 def _score(

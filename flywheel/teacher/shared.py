@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 
 from flywheel.teacher.budget import BudgetExhausted
+from flywheel.teacher.limits import RateLimits
 
 POLL_S = 0.02  # how often a waiting reservation looks again: in-flight calls settle in ~ms to seconds
 
@@ -182,8 +183,9 @@ class SharedTokenBucket:
             state["level"] = min(self.capacity, state["level"] - delta)
 
 
-class SharedRateLimits:
-    """`RateLimits` (requests and tokens per minute) shared by every process that opens `directory`."""
+class SharedRateLimits(RateLimits):
+    """`RateLimits` (requests and tokens per minute) shared by every process that opens `directory`:
+    the same acquire/settle over buckets whose state is a locked file."""
 
     def __init__(
         self,
@@ -197,13 +199,3 @@ class SharedRateLimits:
             SharedTokenBucket(folder / "rpm.json", requests_per_minute) if requests_per_minute else None
         )
         self.tokens = SharedTokenBucket(folder / "tpm.json", tokens_per_minute) if tokens_per_minute else None
-
-    async def acquire(self, estimated_tokens: int) -> None:
-        if self.requests is not None:
-            await self.requests.acquire(1)
-        if self.tokens is not None:
-            await self.tokens.acquire(estimated_tokens)
-
-    def settle(self, estimated_tokens: int, actual_tokens: int | None) -> None:
-        if self.tokens is not None and actual_tokens is not None:
-            self.tokens.adjust(actual_tokens - estimated_tokens)

@@ -7,17 +7,15 @@ worker, and the flow scores and gates. The ray case needs the [ray] extra (not i
 from __future__ import annotations
 
 import os
-import random
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import pytest
 import yaml
 
 from flywheel.testing.fake_openai import make_fake_openai_app, serve_in_thread
-from flywheel.testing.oracles import last_user_text
 from tests.conftest import write_jsonl
+from tests.flows.tickets import Tickets
 
 pytestmark = pytest.mark.slow
 KINDS = {
@@ -28,31 +26,13 @@ WORDS = [f"{a}{b}" for a in ("mar", "ven", "tol", "quis", "bran") for b in ("ak"
 MAX_USD = 1.0
 PRICE = {"input": 1000.0, "output": 1000.0}  # $ per 1M tokens: ~$0.05-0.1 a call, ~15 calls in $1
 
-
-def ticket(kind: str, i: int) -> str:
-    return f"{KINDS[kind]} ({' '.join(random.Random(f'{kind}{i}').sample(WORDS, 5))}) #{i}"
-
-
-def oracle(request: dict[str, Any]) -> str:
-    text = last_user_text(request)
-    return next(label for label, words in KINDS.items() if text.startswith(words))
-
-
-def logged_call(kind: str, i: int) -> dict[str, Any]:
-    return {
-        "request": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": ticket(kind, i)}]},
-        "response": {
-            "model": "gpt-4o-mini",
-            "choices": [{"message": {"role": "assistant", "content": kind}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 40, "completion_tokens": 1},
-        },
-        "timestamp": 1_700_000_000 + i,
-        "client_id": "app",
-    }
+TICKETS = Tickets(KINDS, WORDS, 5)
 
 
 def write_config(tmp_path: Path, teacher_url: str, kind: str = "dask") -> Path:
-    logs = write_jsonl(tmp_path / "calls.jsonl", [logged_call(kind, i) for i in range(50) for kind in KINDS])
+    logs = write_jsonl(
+        tmp_path / "calls.jsonl", [TICKETS.logged_call(kind, i) for i in range(50) for kind in KINDS]
+    )
     student = {
         "name": "minilm", "kind": "encoder-classifier", "epochs": 1, "learning_rate": 1e-4,
         "max_seq_length": 32, "options": {"learning_curve": False},
@@ -94,7 +74,7 @@ def test_relabel_fans_out_under_one_budget_then_the_loop_goes_on(
     from flywheel import loop as stages
 
     monkeypatch.setenv("DASK_TEACHER_KEY", "teacher-key")
-    app = make_fake_openai_app(oracle)
+    app = make_fake_openai_app(TICKETS.oracle)
     with serve_in_thread(app) as url:
         config = write_config(tmp_path, url, kind)
         home = tmp_path / "home"

@@ -8,7 +8,6 @@ back to the teacher; served again, the workload's calls go to the teacher."""
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +23,8 @@ from flywheel.registry import Registry
 from flywheel.serve.server import build_server
 from flywheel.store.db import Warehouse
 from flywheel.testing.fake_openai import make_fake_openai_app
-from flywheel.testing.oracles import last_user_text
 from tests.conftest import write_jsonl
+from tests.flows.tickets import Tickets
 from tests.serve.conftest import serve_with_lifespan
 
 pytestmark = pytest.mark.slow
@@ -45,34 +44,14 @@ KINDS = {
     "refund": "I want my money back for this order",
 }
 
-
-def ticket(kind: str, i: int) -> str:
-    return f"{KINDS[kind]} ({' '.join(random.Random(f'{kind}{i}').sample(WORDS, 6))}) #{i}"
-
-
-def teacher_oracle(request: dict[str, Any]) -> str:
-    text = last_user_text(request)
-    return next(label for label, words in KINDS.items() if text.startswith(words))
-
-
-def logged_call(kind: str, i: int) -> dict[str, Any]:
-    return {
-        "request": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": ticket(kind, i)}]},
-        "response": {
-            "model": "gpt-4o-mini",
-            "choices": [{"message": {"role": "assistant", "content": kind}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 40, "completion_tokens": 1},
-        },
-        "timestamp": 1_700_000_000 + i,
-        "client_id": "app",
-    }
+TICKETS = Tickets(KINDS, WORDS, 6)
 
 
 def write_config(tmp_path: Path, teacher_url: str) -> Path:
     (tmp_path / "logs").mkdir()
     logs = write_jsonl(
         tmp_path / "logs" / "calls.jsonl",
-        [logged_call(kind, i) for i in range(60) for kind in ("billing", "shipping")],
+        [TICKETS.logged_call(kind, i) for i in range(60) for kind in ("billing", "shipping")],
     )
     student = {
         "name": "minilm", "kind": "encoder-classifier", "epochs": 3, "learning_rate": 1e-4,
@@ -128,7 +107,7 @@ def test_trained_student_served_shifted_monitored_and_rolled_back(
 
     monkeypatch.setenv("E2E_TEACHER_KEY", "teacher-key")
     monkeypatch.setenv("E2E_SERVE_KEYS", "serve-key")
-    with serve_with_lifespan(make_fake_openai_app(teacher_oracle)) as teacher_url:
+    with serve_with_lifespan(make_fake_openai_app(TICKETS.oracle)) as teacher_url:
         config = write_config(tmp_path, teacher_url)
         home = tmp_path / "home"
         # a turn on the logged traffic trains the MiniLM student and the gate promotes it
@@ -137,7 +116,7 @@ def test_trained_student_served_shifted_monitored_and_rolled_back(
         registry = Registry(Warehouse(home / "warehouse.duckdb"), home)
         champion = registry.champion("support").model_id
 
-        usual = [ticket(kind, i) for i in range(100, 115) for kind in ("billing", "shipping")]
+        usual = [TICKETS.text(kind, i) for i in range(100, 115) for kind in ("billing", "shipping")]
         served = serve_batch(config, home, usual)
         assert {(h["x-flywheel-served-by"], h["x-flywheel-route"]) for h in served} == {
             ("student", "student")
@@ -150,7 +129,7 @@ def test_trained_student_served_shifted_monitored_and_rolled_back(
         assert (before["shadow_agreement"]["value"], before["shadow_agreement"]["n"]) == (1.0, 30)
 
         # the traffic shifts to refunds, a label the student never saw; people rate five answers down
-        shifted = [ticket("refund", i) for i in range(200, 230)]
+        shifted = [TICKETS.text("refund", i) for i in range(200, 230)]
         serve_batch(config, home, shifted, thumbs_down=5)
         cli(config, home, "run", "-w", "support")
         after = cli(config, home, "monitor", "-w", "support")
@@ -164,5 +143,5 @@ def test_trained_student_served_shifted_monitored_and_rolled_back(
         assert decision["rollback_action"]["previous_model_id"] == champion
         assert registry.champion("support") is None
 
-        (headers,) = serve_batch(config, home, [ticket("refund", 999)])
+        (headers,) = serve_batch(config, home, [TICKETS.text("refund", 999)])
         assert (headers["x-flywheel-served-by"], headers["x-flywheel-route"]) == ("teacher", "proxy")
