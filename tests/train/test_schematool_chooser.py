@@ -53,11 +53,13 @@ def test_chooser_text_drops_the_policy_clips_results_and_ends_with_the_state() -
     assert len(lines[4]) <= len("tool: get_order_details result: ") + 80  # a long result is clipped
     assert lines[6] == "tool: get_order_details error: Error: order not found"
     state = lines[-1]
-    assert state.startswith("state: last message from tool | last tool result error")
+    assert state.startswith("state: last message from tool (get order details error) | called: ")
     assert "called: find user id by email, get order details, get order details" in state
     assert state.endswith("latest user request: I want to return order #W123, my email is a@b.com")
     # the user spoke last: no repeat of the request, nothing called yet
     assert chooser_text(AGENT[:2]).splitlines()[-1] == "state: last message from user | called: nothing yet"
+    state = chooser_text([*AGENT[:4], {"role": "assistant", "content": "Done."}]).splitlines()[-1]
+    assert state.startswith("state: last message from assistant | last tool result ok | called: find user")
 
 
 def test_tool_errors_are_recognised_in_text_and_json() -> None:

@@ -64,7 +64,9 @@ def state_line(messages: list[dict[str, Any]], called: list[str], last_error: bo
     if role == "assistant" and last.get("tool_calls"):
         role = "assistant call"
     parts = [f"state: last message from {role}"]
-    if last_error is not None:
+    if role == "tool" and called:  # what just came back decides the next step most often
+        parts[0] += f" ({readable(called[-1])} {'error' if last_error else 'ok'})"
+    elif last_error is not None:
         parts.append(f"last tool result {'error' if last_error else 'ok'}")
     parts.append("called: " + (", ".join(readable(n) for n in called[-8:]) if called else "nothing yet"))
     if user and role != "user":
