@@ -94,6 +94,7 @@ def example(n: int, text: str, name: str | None) -> Example:
     return Example(f"e{n}", "w", messages, target, tools=TOOLS)
 
 
+@pytest.mark.slow
 def test_bi_chooser_learns_and_answers_the_same_after_save_and_load(tmp_path: Path) -> None:
     torch = pytest.importorskip("torch")
     from flywheel.train.encoder import resolve_encoder_base
