@@ -44,6 +44,8 @@ def main() -> int:
     parser.add_argument("--epochs", type=float, default=1.5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-length", type=int, default=320, help="Question + conversation tokens")
+    parser.add_argument("--chooser", choices=("bi", "cross"), default="bi")
+    parser.add_argument("--chooser-max-length", type=int, default=256, help="Chooser input tokens")
     parser.add_argument("--write", type=Path, default=None, help="Replace this section of BENCHMARKS.md")
     args = parser.parse_args()
     if not (args.data / "env" / "tasks_train.py").is_file():
@@ -56,7 +58,8 @@ def main() -> int:
         print(f"total {time.monotonic() - started:.0f} s")
     if args.write:
         options = (f"--train-tasks {args.train_tasks} --test-tasks {args.test_tasks} --epochs {args.epochs:g}"
-                   f" --max-length {args.max_length}")  # fmt: skip
+                   f" --max-length {args.max_length} --chooser {args.chooser}"
+                   f" --chooser-max-length {args.chooser_max_length}")  # fmt: skip
         command = f"`.venv/bin/python bench/tau_retail_tool.py {options}`"
         replace_section(args.write, BENCH, f"{command}\n\n```\n{buffer.getvalue().strip()}\n```\n")
     return 0
@@ -94,15 +97,37 @@ def run(args: argparse.Namespace) -> None:
     print(f"tau-bench retail: {len(train_tasks)} training tasks ({len(train)} assistant steps); "
           f"{args.test_tasks} held-out tasks ({len(test)} steps, {len(calls)} tool-call turns)")  # fmt: skip
     workload = WorkloadConfig(id="tau-retail", task="tool_call")
+    kind_options = {"max_length": args.max_length, "chooser_max_length": args.chooser_max_length,
+                    "chooser": args.chooser, "chooser_group": 16 if args.chooser == "bi" else 4}  # fmt: skip
     student = StudentConfig(name="schema-tool", kind="schema-tool", epochs=args.epochs, batch_size=16,
-                            max_seq_length=args.max_length, options={"val_examples": 0, "kind_options": {
-                                "max_length": args.max_length, "chooser_max_length": 160}})  # fmt: skip
+                            max_seq_length=args.max_length,
+                            options={"val_examples": 0, "kind_options": kind_options})  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="bench-tau-") as tmp:
         started = time.monotonic()
         trained = train_candidate(student, workload, train, [], out_dir=Path(tmp), snapshot_id=None,
                                   warehouse=None, progress=report_progress)  # fmt: skip
         print(f"trained {trained.model_id} in {time.monotonic() - started:.0f} s on CPU")
-        score(load_predictor(trained.path), workload, calls, [e for e in test if e.gold == "[]"])
+        predictor = Memo(load_predictor(trained.path))
+        decision = partial(predictor, workload, test)  # first: its wall time prices the student
+        score(predictor, workload, calls, [e for e in test if e.gold == "[]"])
+        print(decision)
+
+
+class Memo:
+    """The loaded predictor, answering each held-out step once (scored twice: tool turns, then the
+    gate and cascade over all steps); everything else (name, manifest) is the predictor's own."""
+
+    def __init__(self, predictor) -> None:
+        self.predictor, self.answers = predictor, {}
+
+    def __getattr__(self, name: str):
+        return getattr(self.predictor, name)
+
+    def predict(self, examples: list) -> list:
+        missing = [e for e in examples if e.example_id not in self.answers]
+        for example, answer in zip(missing, self.predictor.predict(missing) if missing else [], strict=True):
+            self.answers[example.example_id] = answer
+        return [self.answers[e.example_id] for e in examples]
 
 
 def gold_of(examples: list) -> list:
@@ -138,6 +163,35 @@ def score(predictor, workload, calls: list, texts: list) -> None:
     figure(BENCH, "arguments exact (right name), held-out", round(args_exact, 4), target=">= 0.6",
            passed=ok_args)  # fmt: skip
     figure(BENCH, "exact call on held-out tool-call turns", round(model.get("tool_call_exact").value, 4))
+
+
+def partial(predictor, workload, test: list) -> str:
+    """The gate on every held-out step (text turns included) against the replayed teacher, then the
+    calibrated cascade (flywheel/evaluate/partial.py): the share of all steps the student answers
+    while the mix still meets the gate's target, as `flywheel evaluate` would decide it. Returns
+    the lines to print (after the tool-call figures)."""
+    from flywheel.answers.claims import claims_of
+    from flywheel.evaluate.partial import CascadeSettings, decide_with_cascade
+    from flywheel.evaluate.runner import ReplayPredictor, evaluate_predictors
+    from flywheel.pricing import PriceCatalog
+    from flywheel.recipes.tau_retail import MODEL
+
+    teacher = ReplayPredictor("teacher", model=MODEL)  # the request as sent, counted at catalog price
+    result = evaluate_predictors([predictor, teacher], test, workload, reference="gold", n_resamples=1000,
+                                 prices=PriceCatalog.load())  # fmt: skip
+    claims = claims_of(predictor, workload.task)
+    settings = CascadeSettings(workload.task, result.slices, 1000, 0, claims={predictor.name: claims})
+    decision = decide_with_cascade(workload.gate, [result.models[predictor.name]], result.models["teacher"],
+                                   None, settings, reference=result.reference)  # fmt: skip
+    cascade = next((c for c in decision.cascades if c["model"] == predictor.name), None)
+    head = (f"gate on all {len(test)} held-out steps (reference {result.reference}): {decision.decision}; "
+            f"{decision.summary}")  # fmt: skip
+    if cascade is None:
+        return f"{head}\n  no cascade (the gate set no target)"
+    figure(BENCH, "partial promotion coverage (share of all held-out steps)", round(cascade["coverage"], 4))
+    return (f"{head}\n  cascade ({cascade['claims']}, {cascade['metric']} floor {cascade['floor']}): "
+            f"coverage {cascade['coverage']:.2%} at threshold {cascade['threshold']} "
+            f"(mix {cascade['value']}, CI low {cascade['ci_low']})")  # fmt: skip
 
 
 if __name__ == "__main__":

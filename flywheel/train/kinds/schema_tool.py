@@ -8,7 +8,7 @@ by span heads in one joint assignment per call, and the call is checked against 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -35,6 +35,12 @@ class SchemaToolOptions(BaseModel):
     )
     max_span_tokens: int = Field(40, ge=1, description="Longest value copied, in tokens")
     head_lr_multiplier: float = Field(10.0, gt=0, description="Heads' learning rate / encoder's")
+    chooser: Literal["cross", "bi"] = Field(
+        "cross",
+        description="cross: each (function, conversation) pair encoded together; bi: the conversation "
+        "(roles, clipped tool results, a state line) and each function encoded once, cosine-scored "
+        "(one long encoding per step: multi-turn agents with many tools)",
+    )
 
 
 def fit(context: Any, train: list, val: list, manifest: dict[str, Any]) -> Any:

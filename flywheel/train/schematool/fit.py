@@ -22,6 +22,7 @@ from typing import Any
 
 from flywheel.records import Example
 from flywheel.train.schematool.candidates import candidate_spans
+from flywheel.train.schematool.chooser import bi_chooser_loss, chooser_text
 from flywheel.train.schematool.data import (
     ABSENT,
     SPAN,
@@ -56,7 +57,10 @@ class FillItem:
     rivals: tuple[tuple[int, int], ...] = ()  # other candidate spans the gold span must beat
 
 
-def training_items(examples: list[Example]) -> tuple[list[ChooserItem], list[FillItem]]:
+def training_items(
+    examples: list[Example], chooser_view: Callable[[list[dict[str, Any]]], str] = context_text
+) -> tuple[list[ChooserItem], list[FillItem]]:
+    """Chooser items (the conversation as `chooser_view` renders it) and parameter questions."""
     choosers, fills = [], []
     for example in examples:
         offered = offered_functions(example.tools or (example.request or {}).get("tools"))
@@ -67,7 +71,8 @@ def training_items(examples: list[Example]) -> tuple[list[ChooserItem], list[Fil
         by_name = {f.name: f for f in offered}
         if calls and calls[0][0] not in by_name:
             continue  # a call to a function the request did not offer: nothing to learn from
-        choosers.append(ChooserItem(context, tuple(offered), calls[0][0] if calls else None))
+        view = context if chooser_view is context_text else chooser_view(example.messages)
+        choosers.append(ChooserItem(view, tuple(offered), calls[0][0] if calls else None))
         for name, arguments in calls:
             if name in by_name:
                 fills += parameter_items(by_name[name], arguments, context)
@@ -127,7 +132,7 @@ def fit_schema_tool(
 
     configure_threads()  # fewer threads than cores on a busy machine: OpenMP spinning costs 3-4x
     options = _options(settings)
-    choosers, fills = training_items(train)
+    choosers, fills = training_items(train, chooser_text if options.chooser == "bi" else context_text)
     if not choosers:
         raise ValueError("no training example offers tools with a call to one of them (or a text reply)")
     rng = random.Random(seed)
@@ -143,7 +148,9 @@ def fit_schema_tool(
     history, tokens, started, step = [], 0, time.perf_counter(), 0
     while step < total:
         for kind, chunk in _schedule(choosers, fills, group, batch, rng)[: total - step]:
-            if kind == "choose":
+            if kind == "choose" and options.chooser == "bi":
+                loss, seen = bi_chooser_loss(model, tokenizer, chunk, pool, options, rng)
+            elif kind == "choose":
                 loss, seen = _chooser_loss(model, tokenizer, chunk, pool, options, rng)
             else:
                 loss, seen = _fill_loss(model, tokenizer, chunk, options)

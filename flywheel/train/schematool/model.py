@@ -4,7 +4,8 @@ three small heads:
   a softmax over the offered options picks the call;
 - span: start/end logits over the conversation tokens for a (parameter question, conversation) pair
   (extractive QA);
-- mode: whether that parameter is absent, a copied span, true or false.
+- mode: whether that parameter is absent, a copied span, true or false;
+- bi: the bi-encoder chooser's head (chooser.py): the conversation and each function encoded alone.
 Sharing the encoder keeps the student one 22M-parameter model on disk and in memory.
 """
 
@@ -16,10 +17,13 @@ from typing import Any
 from flywheel.train.schematool.data import MODES
 
 HEADS = "schema_tool_heads.safetensors"
+HEAD_NAMES = ("chooser", "span", "mode", "bi")
 
 
 def build_model(encoder: Any) -> Any:
     from torch import nn
+
+    from flywheel.train.schematool.chooser import build_bi_head
 
     class SchemaToolModel(nn.Module):
         def __init__(self) -> None:
@@ -31,6 +35,7 @@ def build_model(encoder: Any) -> Any:
             self.chooser = nn.Linear(hidden, 1)
             self.span = nn.Linear(hidden, 2)
             self.mode = nn.Linear(hidden, MODES)
+            self.bi = build_bi_head(hidden)
 
         def _states(self, batch: dict[str, Any]) -> tuple[Any, Any]:
             states = self.encoder(
@@ -41,6 +46,10 @@ def build_model(encoder: Any) -> Any:
             mask = batch["attention_mask"].unsqueeze(-1).to(states.dtype)
             pooled = (states * mask).sum(1) / mask.sum(1).clamp(min=1.0)
             return states, self.dropout(pooled)
+
+        def pool(self, batch: dict[str, Any]) -> Any:
+            """The mean-pooled encoding of single texts (the bi-encoder chooser's vectors)."""
+            return self._states(batch)[1]
 
         def choose(self, batch: dict[str, Any]) -> Any:
             """One score per row (a function or the text option against the conversation)."""
@@ -59,7 +68,7 @@ def build_model(encoder: Any) -> Any:
             from safetensors.torch import save_file
 
             self.encoder.save_pretrained(directory)
-            heads = {f"{name}.{k}": v for name in ("chooser", "span", "mode")
+            heads = {f"{name}.{k}": v for name in HEAD_NAMES
                      for k, v in getattr(self, name).state_dict().items()}  # fmt: skip
             save_file({k: v.contiguous() for k, v in heads.items()}, str(Path(directory) / HEADS))
 
@@ -67,10 +76,11 @@ def build_model(encoder: Any) -> Any:
             from safetensors.torch import load_file
 
             heads = load_file(str(Path(directory) / HEADS))
-            for name in ("chooser", "span", "mode"):
+            for name in HEAD_NAMES:
                 prefix = f"{name}."
                 part = {k[len(prefix) :]: v for k, v in heads.items() if k.startswith(prefix)}
-                getattr(self, name).load_state_dict(part)
+                if part or name != "bi":  # bundles saved before the bi-encoder chooser have no bi head
+                    getattr(self, name).load_state_dict(part)
 
     return SchemaToolModel()
 

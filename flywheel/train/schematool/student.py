@@ -13,6 +13,7 @@ from typing import Any
 
 from flywheel.records import Example, Prediction
 from flywheel.train.formatting import compact_json
+from flywheel.train.schematool.chooser import FunctionCache, choose_bi
 from flywheel.train.schematool.data import (
     TEXT_OPTION,
     Function,
@@ -36,6 +37,8 @@ class SchemaToolStudent:
         self.max_length = int(options.get("max_length", 512))
         self.chooser_max_length = int(options.get("chooser_max_length", 192))
         self.max_span_tokens = int(options.get("max_span_tokens", 40))
+        self.chooser = options.get("chooser", "cross")  # bundles from before the option: cross
+        self.function_cache = FunctionCache()
 
     def predict(self, examples: list[Example]) -> list[Prediction]:
         return [self._predict(e) for e in examples]
@@ -47,7 +50,7 @@ class SchemaToolStudent:
         context = context_text(example.messages)
         offered = offered_functions(example.tools or (example.request or {}).get("tools"))
         with torch.inference_mode():
-            function, chosen_p, prompt_tokens = self._choose(context, offered)
+            function, chosen_p, prompt_tokens = self._choose(context, offered, example.messages)
             if function is None:
                 message, confidence = {"role": "assistant", "content": ""}, 0.0
             else:
@@ -62,7 +65,14 @@ class SchemaToolStudent:
             latency_ms=(time.perf_counter() - started) * 1000,
         )
 
-    def _choose(self, context: str, offered: list[Function]) -> tuple[Function | None, float, int]:
+    def _choose(
+        self, context: str, offered: list[Function], messages: list[dict[str, Any]] | None = None
+    ) -> tuple[Function | None, float, int]:
+        """The function to call (None: reply in text), its probability, and the tokens read."""
+        if self.chooser == "bi":
+            best, p, tokens = choose_bi(self.model, self.tokenizer, messages or [], offered,
+                                        self.function_cache, self.chooser_max_length)  # fmt: skip
+            return (offered[best - 1] if best else None), p, tokens
         texts = [TEXT_OPTION, *(function_text(f) for f in offered)]
         batch = encode_pairs(self.tokenizer, texts, [context] * len(texts), self.chooser_max_length)
         batch.pop("offset_mapping")
