@@ -117,13 +117,21 @@ def _answered(line: bytes) -> dict[str, Any] | None:
     return logged if isinstance(response, dict) and response.get("choices") else None
 
 
+def _served_ts(rng: random.Random) -> float:
+    """A moment of the last hour, within today (UTC): the tests expect one served day, also when
+    they run just after midnight."""
+    now = utcnow()
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+    return now.timestamp() - rng.random() * min(3600.0, now.timestamp() - midnight)
+
+
 def _record(workload: str, number: int, logged: dict[str, Any], rng: random.Random) -> dict[str, Any]:
     student = workload == CHAMPION_WORKLOAD and rng.random() >= FALLBACK_SHARE
     response = logged["response"]
     usage = response.get("usage") or {}
     record = {
         "flywheel_spool": SPOOL_VERSION, "id": f"{workload}-served-{number}",
-        "ts": utcnow().timestamp() - rng.random() * 3600, "workload_id": workload,
+        "ts": _served_ts(rng), "workload_id": workload,
         "client_id": logged.get("client_id"), "request": logged["request"], "response": response,
         "teacher_response": None,
     }  # fmt: skip
