@@ -16,7 +16,7 @@ from flywheel.teacher.cache import recover_journals
 from flywheel.teacher.shards import finish_shards, label_shard, plan_shards
 from flywheel.teacher.stage import LabelRequest
 from flywheel.testing.fake_openai import make_fake_openai_app, serve_in_thread
-from tests.flows.test_dask_runner import oracle, write_config
+from tests.flows.test_dask_runner import TICKETS, write_config
 
 UNLIMITED = 1000.0  # the config's teacher.max_usd ($1) would stop these runs part-way
 
@@ -32,7 +32,7 @@ def _count(home: Path, sql: str) -> int:
 @pytest.fixture
 def curated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     monkeypatch.setenv("DASK_TEACHER_KEY", "teacher-key")
-    app = make_fake_openai_app(oracle)
+    app = make_fake_openai_app(TICKETS.oracle)
     with serve_in_thread(app) as url:
         config = write_config(tmp_path, url)
         loop = stages.Loop.open(config, tmp_path / "home")
