@@ -26,7 +26,7 @@ import polars as pl
 
 from flywheel.config import WorkloadConfig
 from flywheel.quality.pii import PiiPattern
-from flywheel.quality.prepared import INPUT_KEY_SQL, PreparedSink, decode, encode
+from flywheel.quality.prepared import INPUT_KEY_SQL, PreparedSink, answer_fields, decode, encode
 from flywheel.quality.pruning import PromptTemplate, find_template
 from flywheel.quality.rows import INTERACTION_SQL, CurationRow, prepare_rows, row_from_record
 from flywheel.records import message_text
@@ -75,6 +75,34 @@ REQUESTS_BY_ID_SQL = (
 REQUEST_FETCH_ROWS = 5_000
 
 
+class Interner:
+    """One shared object per distinct slimmed request, target and parsed answer: a classification
+    workload's rows carry a few dozen distinct ones (~500 bytes a row held once per row otherwise).
+    Nothing changes these after preparation (the snapshot copies them), so rows may share them.
+    Distinct values past LIMIT are not remembered (a chat workload's targets are mostly distinct)."""
+
+    LIMIT = 10_000
+
+    def __init__(self) -> None:
+        self.seen: dict[bytes, Any] = {}
+
+    def share(self, rows: list[CurationRow]) -> list[CurationRow]:
+        for row in rows:
+            row.request = self._one(row.request, row.request)
+            if row.target is not None:
+                row.target = self._one(row.target, row.target)
+            if row.parsed is not None:
+                row.parsed = self._one(row.parsed, answer_fields(row.parsed))
+        return rows
+
+    def _one(self, value: Any, body: Any) -> Any:
+        key = orjson.dumps(body)  # a dict's key starts with "{", an answer's with "["
+        found = self.seen.get(key)
+        if found is None and len(self.seen) < self.LIMIT:
+            self.seen[key] = value
+        return value if found is None else found
+
+
 @dataclass
 class PreparedPool:
     """Every interaction of the workload, prepared and slimmed, with what was read on the way."""
@@ -83,6 +111,7 @@ class PreparedPool:
     answers: list[str] = field(default_factory=list)  # ok answers' text (label proposal)
     quality: dict[str, list[pl.DataFrame]] = field(default_factory=dict)  # batch_id -> quality columns
     first_rows: dict[str, CurationRow] = field(default_factory=dict)  # batch_id -> its first row
+    interner: Interner = field(default_factory=Interner)
 
     @staticmethod
     def want_answers(workload: WorkloadConfig) -> bool:
@@ -173,7 +202,7 @@ def prepare_pool(
             answers = _prepare_fresh(pool, rows, workload, template, patterns, validated, progress)
             if pool.want_answers(workload):
                 pool.answers.extend(answers.values())
-            pool.rows.extend(rows)
+            pool.rows.extend(pool.interner.share(rows))
         return pool
     for records in chunks:
         rows: list[CurationRow] = []
@@ -199,7 +228,7 @@ def prepare_pool(
             )
         sink.add([(row.interaction_id, input_key, encode(row, answers.get(row.interaction_id)))
                   for row, input_key in fresh])  # fmt: skip
-        pool.rows.extend(rows)
+        pool.rows.extend(pool.interner.share(rows))
     return pool
 
 

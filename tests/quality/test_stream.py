@@ -3,6 +3,7 @@ raw JSON of a prepared row is dropped (what keeps curation's memory bounded)."""
 
 from pathlib import Path
 
+import orjson
 import pytest
 
 from flywheel.config import WorkloadConfig
@@ -90,6 +91,12 @@ def test_rows_read_by_id_chunks_keep_the_curation_order(
     whole, chunked = prepared(10_000), prepared(4)
     assert [r.interaction_id for r in chunked.rows] == order and len(order) == 23
     assert _snapshot(chunked) == _snapshot(whole) == _snapshot(plain)
+    # equal targets, answers and requests are one shared object (Interner), read from store or not
+    for pool in (chunked, plain):
+        targets = {orjson.dumps(r.target) for r in pool.rows if r.target is not None}
+        assert len({id(r.target) for r in pool.rows if r.target is not None}) == len(targets) < 23
+        requests = {orjson.dumps(r.request) for r in pool.rows}
+        assert len({id(r.request) for r in pool.rows}) == len(requests) == 2
     # the template sample: every step-th ok request in the same order, fetched by id in chunks
     monkeypatch.setattr(stream, "REQUEST_FETCH_ROWS", 2)
     ok = warehouse.read(
