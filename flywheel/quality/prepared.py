@@ -70,7 +70,7 @@ def encode(row: CurationRow, answer: str | None) -> str:
         "target": row.target,
         "input_text": row.input_text,
         "tokens": [row.tokens_before, row.tokens_after],
-        "parsed": None if parsed is None else _answer_fields(parsed),
+        "parsed": None if parsed is None else answer_fields(parsed),
         "label": row.label,
         "gold": row.gold,
         "pii": dict(row.pii),
@@ -83,7 +83,7 @@ def encode(row: CurationRow, answer: str | None) -> str:
     return orjson.dumps(body).decode()
 
 
-def _answer_fields(parsed: Answer) -> list[Any]:
+def answer_fields(parsed: Answer) -> list[Any]:
     return [parsed.value, parsed.reason, parsed.detail, list(parsed.tool_names), parsed.answer_json]
 
 

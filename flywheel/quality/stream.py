@@ -26,7 +26,7 @@ import polars as pl
 
 from flywheel.config import WorkloadConfig
 from flywheel.quality.pii import PiiPattern
-from flywheel.quality.prepared import INPUT_KEY_SQL, PreparedSink, decode, encode
+from flywheel.quality.prepared import INPUT_KEY_SQL, PreparedSink, answer_fields, decode, encode
 from flywheel.quality.pruning import PromptTemplate, find_template
 from flywheel.quality.rows import INTERACTION_SQL, CurationRow, prepare_rows, row_from_record
 from flywheel.records import message_text
@@ -34,15 +34,22 @@ from flywheel.records import message_text
 CHUNK_ROWS = 10_000
 TEMPLATE_SAMPLE = 50_000
 SNAPSHOT_REQUEST_KEYS = ("tools", "response_format")
+# Rows are read CHUNK_ROWS ids at a time (ORDERED_IDS_SQL gives the order): one ORDER BY over the
+# whole workload makes DuckDB sort, so hold, every row's request/response JSON or stored prepared row
+# at once (~500 MiB at 62,400 rows). The chunk's own ORDER BY is the same total order (ids are unique).
+ORDERED_IDS_SQL = "SELECT id FROM interactions WHERE workload_id = ? ORDER BY ingested_at, ts NULLS LAST, id"
 CACHED_SQL = f"""
-WITH rows AS (
+WITH chunk AS (SELECT unnest($5::VARCHAR[]) AS id),
+rows AS (
     SELECT i.*, g.label AS gold_label, {INPUT_KEY_SQL} AS input_key,
            CASE WHEN c.prep_key = $1 AND c.input_key = {INPUT_KEY_SQL}
                      AND ($3 OR list_contains($2::VARCHAR[], i.batch_id)) THEN c.prepared END AS prepared
     FROM interactions i
     LEFT JOIN gold_labels g ON g.workload_id = i.workload_id AND g.interaction_id = i.id
-    LEFT JOIN curation_prepared c ON c.workload_id = i.workload_id AND c.interaction_id = i.id
-    WHERE i.workload_id = $4
+    LEFT JOIN (
+        SELECT * FROM curation_prepared WHERE workload_id = $4 AND interaction_id IN (SELECT id FROM chunk)
+    ) c ON c.interaction_id = i.id
+    WHERE i.workload_id = $4 AND i.id IN (SELECT id FROM chunk)
 )
 SELECT id, client_id, source_ref, batch_id, status, ts, prompt_tokens, completion_tokens, gold_label,
        input_key, prepared,
@@ -53,13 +60,47 @@ SELECT id, client_id, source_ref, batch_id, status, ts, prompt_tokens, completio
 FROM rows
 ORDER BY ingested_at, ts NULLS LAST, id
 """
-OK_REQUESTS_SQL = """
-SELECT request FROM (
-    SELECT request, row_number() OVER (ORDER BY ingested_at, ts NULLS LAST, id) - 1 AS position
+# The sample's ids first, then their requests by id: a window over the request column itself makes
+# DuckDB hold every ok request's JSON at once (760 MiB at 62,400 rows, the curate's peak).
+OK_SAMPLE_IDS_SQL = """
+SELECT id FROM (
+    SELECT id, row_number() OVER (ORDER BY ingested_at, ts NULLS LAST, id) - 1 AS position
     FROM interactions WHERE workload_id = ? AND status = 'ok'
 ) WHERE position % ? = 0
 ORDER BY position
 """
+REQUESTS_BY_ID_SQL = (
+    "SELECT id, request FROM interactions WHERE workload_id = ? AND id IN (SELECT unnest(?::VARCHAR[]))"
+)
+REQUEST_FETCH_ROWS = 5_000
+
+
+class Interner:
+    """One shared object per distinct slimmed request, target and parsed answer: a classification
+    workload's rows carry a few dozen distinct ones (~500 bytes a row held once per row otherwise).
+    Nothing changes these after preparation (the snapshot copies them), so rows may share them.
+    Distinct values past LIMIT are not remembered (a chat workload's targets are mostly distinct)."""
+
+    LIMIT = 10_000
+
+    def __init__(self) -> None:
+        self.seen: dict[bytes, Any] = {}
+
+    def share(self, rows: list[CurationRow]) -> list[CurationRow]:
+        for row in rows:
+            row.request = self._one(row.request, row.request)
+            if row.target is not None:
+                row.target = self._one(row.target, row.target)
+            if row.parsed is not None:
+                row.parsed = self._one(row.parsed, answer_fields(row.parsed))
+        return rows
+
+    def _one(self, value: Any, body: Any) -> Any:
+        key = orjson.dumps(body)  # a dict's key starts with "{", an answer's with "["
+        found = self.seen.get(key)
+        if found is None and len(self.seen) < self.LIMIT:
+            self.seen[key] = value
+        return value if found is None else found
 
 
 @dataclass
@@ -70,6 +111,7 @@ class PreparedPool:
     answers: list[str] = field(default_factory=list)  # ok answers' text (label proposal)
     quality: dict[str, list[pl.DataFrame]] = field(default_factory=dict)  # batch_id -> quality columns
     first_rows: dict[str, CurationRow] = field(default_factory=dict)  # batch_id -> its first row
+    interner: Interner = field(default_factory=Interner)
 
     @staticmethod
     def want_answers(workload: WorkloadConfig) -> bool:
@@ -93,18 +135,24 @@ def find_pool_template(con: duckdb.DuckDBPyConnection, workload: WorkloadConfig)
     step = max(1, math.ceil(count / TEMPLATE_SAMPLE))
     conversations: list[list[dict[str, Any]]] = []
     interned: dict[bytes, dict[str, Any]] = {}
-    # the sample is taken in SQL: only every step-th request's JSON leaves DuckDB
-    reader = con.sql(OK_REQUESTS_SQL, params=[workload.id, step]).to_arrow_reader(CHUNK_ROWS)
-    for batch in reader:
-        for request in batch.column(0).to_pylist():
-            messages = orjson.loads(request).get("messages") or []
-            conversations.append([_intern(message, interned) for message in messages])
+    for request in _sample_requests(con, workload.id, step):
+        messages = orjson.loads(request).get("messages") or []
+        conversations.append([_intern(message, interned) for message in messages])
     return find_template(
         workload.id,
         conversations,
         min_coverage=config.min_template_coverage,
         min_static_tokens=config.min_static_tokens,
     )
+
+
+def _sample_requests(con: duckdb.DuckDBPyConnection, workload_id: str, step: int) -> Iterator[str]:
+    """Every step-th ok request's JSON in the curation order, REQUEST_FETCH_ROWS at a time."""
+    ids = [row_id for (row_id,) in con.execute(OK_SAMPLE_IDS_SQL, [workload_id, step]).fetchall()]
+    for start in range(0, len(ids), REQUEST_FETCH_ROWS):
+        chunk = ids[start : start + REQUEST_FETCH_ROWS]
+        found = dict(con.execute(REQUESTS_BY_ID_SQL, [workload_id, chunk]).fetchall())
+        yield from (found[row_id] for row_id in chunk)
 
 
 def _intern(message: Any, interned: dict[bytes, Any]) -> Any:
@@ -126,9 +174,10 @@ def iter_records(
     (then the raw JSON columns are not read). `validated`: the batches whose rows may come from the
     store (None: any batch, the suite is off)."""
     params = [key, sorted(validated) if validated is not None else [], validated is None, workload_id]
-    reader = con.sql(CACHED_SQL, params=params).to_arrow_reader(size)
-    for batch in reader:
-        yield list(pl.from_arrow(batch).iter_rows(named=True))
+    ids = [row_id for (row_id,) in con.execute(ORDERED_IDS_SQL, [workload_id]).fetchall()]
+    for start in range(0, len(ids), size):
+        chunk = con.sql(CACHED_SQL, params=[*params, ids[start : start + size]]).arrow()
+        yield list(pl.from_arrow(chunk).iter_rows(named=True))
 
 
 def prepare_pool(
@@ -153,7 +202,7 @@ def prepare_pool(
             answers = _prepare_fresh(pool, rows, workload, template, patterns, validated, progress)
             if pool.want_answers(workload):
                 pool.answers.extend(answers.values())
-            pool.rows.extend(rows)
+            pool.rows.extend(pool.interner.share(rows))
         return pool
     for records in chunks:
         rows: list[CurationRow] = []
@@ -179,7 +228,7 @@ def prepare_pool(
             )
         sink.add([(row.interaction_id, input_key, encode(row, answers.get(row.interaction_id)))
                   for row, input_key in fresh])  # fmt: skip
-        pool.rows.extend(rows)
+        pool.rows.extend(pool.interner.share(rows))
     return pool
 
 

@@ -3,6 +3,9 @@ raw JSON of a prepared row is dropped (what keeps curation's memory bounded)."""
 
 from pathlib import Path
 
+import orjson
+import pytest
+
 from flywheel.config import WorkloadConfig
 from flywheel.ingest import ingest_paths
 from flywheel.quality.pii import DEFAULT_PATTERNS
@@ -57,3 +60,53 @@ def test_chunk_size_changes_nothing_and_raw_json_is_dropped(tmp_path: Path) -> N
         assert set(row.request) <= {"tools", "response_format"}
         assert all(m.get("role") != "system" for m in row.messages)  # pruned to the variable part
     assert sum("response_format" in row.request for row in chunked.rows) == 5
+
+
+def test_rows_read_by_id_chunks_keep_the_curation_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a sink, rows are read CHUNK ids at a time (no sort over every row's JSON): the same rows,
+    verdicts and order as one query over the whole workload, whatever the chunk size."""
+    from flywheel.quality import stream
+    from flywheel.quality.prepared import PreparedSink
+    from flywheel.quality.rows import INTERACTION_SQL
+
+    warehouse = Warehouse(tmp_path / "w.duckdb")
+    ingest_paths(warehouse, [write_jsonl(tmp_path / "logs.jsonl", _records())], workload_id="w")
+    order = warehouse.read(lambda con: [r[0] for r in con.execute(INTERACTION_SQL, ["w"]).fetchall()])
+    template = warehouse.read(lambda con: find_pool_template(con, WORKLOAD))
+
+    def prepared(chunk_rows: int) -> PreparedPool:
+        sink = PreparedSink("w", "key")
+        try:
+            return warehouse.read(
+                lambda con: prepare_pool(
+                    con, WORKLOAD, template, DEFAULT_PATTERNS, set(), chunk_rows=chunk_rows, sink=sink
+                )
+            )
+        finally:
+            sink.close()
+
+    plain = warehouse.read(lambda con: prepare_pool(con, WORKLOAD, template, DEFAULT_PATTERNS, set()))
+    whole, chunked = prepared(10_000), prepared(4)
+    assert [r.interaction_id for r in chunked.rows] == order and len(order) == 23
+    assert _snapshot(chunked) == _snapshot(whole) == _snapshot(plain)
+    # equal targets, answers and requests are one shared object (Interner), read from store or not
+    for pool in (chunked, plain):
+        targets = {orjson.dumps(r.target) for r in pool.rows if r.target is not None}
+        assert len({id(r.target) for r in pool.rows if r.target is not None}) == len(targets) < 23
+        requests = {orjson.dumps(r.request) for r in pool.rows}
+        assert len({id(r.request) for r in pool.rows}) == len(requests) == 2
+    # the template sample: every step-th ok request in the same order, fetched by id in chunks
+    monkeypatch.setattr(stream, "REQUEST_FETCH_ROWS", 2)
+    ok = warehouse.read(
+        lambda con: [
+            r[0]
+            for r in con.execute(
+                "SELECT request FROM interactions WHERE workload_id = 'w' AND status = 'ok' "
+                "ORDER BY ingested_at, ts NULLS LAST, id"
+            ).fetchall()
+        ]
+    )
+    sample = warehouse.read(lambda con: list(stream._sample_requests(con, "w", 3)))
+    assert sample == ok[::3] and len(sample) == len(ok[::3]) > 2
