@@ -20,14 +20,17 @@ os.environ.pop("FLYWHEEL_HOME", None)
 os.environ.pop("FLYWHEEL_CONFIG", None)
 
 
-def chat_record(i: int, answer: str = "billing", **extra: object) -> dict:
-    """A minimal valid OpenAI request/response log record."""
+def chat_record(
+    i: int, answer: str = "billing", *, content: str | None = None, prompt_tokens: int = 10, **extra: object
+) -> dict:
+    """A minimal valid OpenAI request/response log record (`extra` replaces top-level fields)."""
+    question = f"ticket {i}" if content is None else content
     record = {
-        "request": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"ticket {i}"}]},
+        "request": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": question}]},
         "response": {
             "model": "gpt-4o-mini",
             "choices": [{"message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 10, "completion_tokens": 1},
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": 1},
         },
         "timestamp": 1_700_000_000 + i,
         "client_id": "c1",

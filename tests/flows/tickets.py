@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flywheel.testing.oracles import last_user_text
+from tests.conftest import chat_record
 
 
 @dataclass(frozen=True)
@@ -26,16 +27,4 @@ class Tickets:
         return next(label for label, words in self.kinds.items() if text.startswith(words))
 
     def logged_call(self, kind: str, i: int) -> dict[str, Any]:
-        return {
-            "request": {
-                "model": "gpt-4o-mini",
-                "messages": [{"role": "user", "content": self.text(kind, i)}],
-            },
-            "response": {
-                "model": "gpt-4o-mini",
-                "choices": [{"message": {"role": "assistant", "content": kind}, "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": 40, "completion_tokens": 1},
-            },
-            "timestamp": 1_700_000_000 + i,
-            "client_id": "app",
-        }
+        return chat_record(i, kind, content=self.text(kind, i), prompt_tokens=40, client_id="app")
