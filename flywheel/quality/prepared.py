@@ -32,7 +32,7 @@ from flywheel.answers.parse import Answer
 from flywheel.config import WorkloadConfig
 from flywheel.quality.feedback import Outcome
 from flywheel.quality.pruning import PromptTemplate
-from flywheel.quality.rows import CurationRow
+from flywheel.quality.rows import CurationRow, interaction_fields
 
 CACHE_VERSION = 1
 SCHEMA = pa.schema(
@@ -92,19 +92,11 @@ def decode(record: dict[str, Any]) -> tuple[CurationRow, str | None]:
     body = orjson.loads(record["prepared"])
     parsed, outcome = body["parsed"], body["outcome"]
     row = CurationRow(
-        interaction_id=record["id"],
-        client_id=record["client_id"],
-        source_ref=record["source_ref"],
-        batch_id=record["batch_id"],
-        status=record["status"],
-        ts=record["ts"],
+        **interaction_fields(record),
         request=body["request"],
         response={},
         feedback=None,
         metadata={},
-        prompt_tokens=record["prompt_tokens"],
-        completion_tokens=record["completion_tokens"],
-        imported_gold=record["gold_label"],
         messages=body["messages"],
         target=body["target"],
         input_text=body["input_text"],

@@ -79,6 +79,22 @@ class CurationRow:
             self.reason, self.detail = reason, detail
 
 
+def interaction_fields(record: dict[str, Any]) -> dict[str, Any]:
+    """The CurationRow fields that come straight from an interaction row's columns (the raw row of
+    INTERACTION_SQL and the stored prepared row's query share them)."""
+    return {
+        "interaction_id": record["id"],
+        "client_id": record["client_id"],
+        "source_ref": record["source_ref"],
+        "batch_id": record["batch_id"],
+        "status": record["status"],
+        "ts": record["ts"],
+        "prompt_tokens": record["prompt_tokens"],
+        "completion_tokens": record["completion_tokens"],
+        "imported_gold": record["gold_label"],
+    }
+
+
 def row_from_record(record: dict[str, Any]) -> CurationRow:
     """A CurationRow from one row of INTERACTION_SQL (as Polars yields it)."""
     metadata = orjson.loads(record["metadata"]) if record["metadata"] else {}
@@ -90,19 +106,11 @@ def row_from_record(record: dict[str, Any]) -> CurationRow:
         response = shadow
         metadata = {**metadata, "label_from": "shadow"}
     return CurationRow(
-        interaction_id=record["id"],
-        client_id=record["client_id"],
-        source_ref=record["source_ref"],
-        batch_id=record["batch_id"],
-        status=record["status"],
-        ts=record["ts"],
+        **interaction_fields(record),
         request=orjson.loads(record["request"]),
         response=response,
         feedback=orjson.loads(record["feedback"]) if record["feedback"] else None,
         metadata=metadata,
-        prompt_tokens=record["prompt_tokens"],
-        completion_tokens=record["completion_tokens"],
-        imported_gold=record["gold_label"],
     )
 
 
