@@ -46,7 +46,9 @@ def load_student(path: str | Path, batch_size: int = 16, device: str = "cpu") ->
         return get_kind(manifest["kind"]).load(path, manifest, batch_size, device)
 
 
-def load_weights(path: Path, manifest: dict[str, Any]) -> tuple[Any, Any]:
+def load_weights(path: Path, manifest: dict[str, Any], device: str = "cpu") -> tuple[Any, Any]:
+    """The saved model (on `device`; int8-dynamic weights stay on the CPU they run on) and its
+    tokenizer."""
     import torch
     from transformers import (
         AutoConfig,
@@ -75,6 +77,8 @@ def load_weights(path: Path, manifest: dict[str, Any]) -> tuple[Any, Any]:
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, str(path / manifest["adapter"]))
+    if manifest.get("weights") != "int8-dynamic":
+        model = model.to(device)
     return model.eval(), tokenizer
 
 

@@ -24,9 +24,7 @@ def student(manifest: dict[str, Any], model: Any, tokenizer: Any) -> Any:
 def load(path: Path, manifest: dict[str, Any], batch_size: int, device: str) -> Any:
     from flywheel.train.student import CausalStudent, load_weights
 
-    model, tokenizer = load_weights(path, manifest)
-    if manifest.get("weights") != "int8-dynamic":
-        model = model.to(device)
+    model, tokenizer = load_weights(path, manifest, device)
     return CausalStudent(manifest, model, tokenizer, batch_size)
 
 
